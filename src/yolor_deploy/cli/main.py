@@ -1,0 +1,64 @@
+"""`yolor-deploy` console script: one subcommand per module in this package.
+
+Each module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, and imports
+heavy dependencies (torch, onnxruntime) only inside `run`, so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": "yolor_deploy.cli.demo",
+    "info": "yolor_deploy.cli.info",
+    "export": "yolor_deploy.cli.export",
+    "diff": "yolor_deploy.cli.diff",
+    "predict": "yolor_deploy.cli.predict",
+    "bench": "yolor_deploy.cli.bench",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="yolor-deploy",
+        description="Load YOLOR checkpoints safely, export verified ONNX, detect and benchmark without PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"yolor-deploy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:  # a subcommand whose optional deps are missing
+            if e.name and e.name.startswith("yolor_deploy"):
+                continue
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import YolorDeployError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args._run(args) or 0)
+    except YolorDeployError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Error types. Every user-facing failure is one of these, printed by the CLI as one line."""
+
+
+class YolorDeployError(Exception):
+    """Base class: the CLI prints `error: <message>` and exits with status 2."""
+
+
+class ConfigError(YolorDeployError):
+    """A model config (yaml or darknet cfg) is malformed or uses an unknown layer."""
+
+
+class CheckpointError(YolorDeployError):
+    """A checkpoint cannot be read safely or does not fit the requested architecture."""
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle references a global outside the allowlist."""
+
+
+class ExportError(YolorDeployError):
+    """ONNX export failed."""
+
+
+class VerificationError(YolorDeployError):
+    """The exported model does not match PyTorch within tolerance."""
+
+
+class InputError(YolorDeployError):
+    """An input image, video, folder or model file is unusable."""

@@ -1,0 +1,1 @@
+"""Network code: layers, both YOLOR branches, and the variant registry."""
