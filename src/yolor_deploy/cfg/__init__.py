@@ -1,0 +1,1 @@
+"""Config parsing into plain frozen dataclasses. No torch import here."""

@@ -1,0 +1,39 @@
+"""`save_checkpoint`: our own format, plain tensors and JSON-like data only (weights_only=True loads it)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..nn.model import YOLORModel
+from .load import OUR_FORMAT
+
+
+def save_checkpoint(model: YOLORModel, path: str | Path) -> Path:
+    """Write `model` atomically (temp file, then rename)."""
+    path = Path(path)
+    spec = model.spec
+    data = {
+        "format": OUR_FORMAT,
+        "format_version": 1,
+        "branch": model.branch,
+        "spec": spec.to_dict(),
+        "names": list(model.names),
+        "variant": str(model.variant),
+        "strides": list(model.strides),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "bn_eps": {n: float(m.eps) for n, m in model.named_modules()
+                   if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
