@@ -55,8 +55,9 @@ def tiny_module(nc: int = 3, seed: int = 0):
             self.heads = nn.ModuleList(nn.Conv2d(3, self.na * self.no, 1) for _ in STRIDES)
             with torch.no_grad():
                 for h in self.heads:
-                    h.weight.copy_(torch.randn(h.weight.shape, generator=g) * 2.0)
+                    h.weight.copy_(torch.randn(h.weight.shape, generator=g) * 0.5)
                     h.bias.copy_(torch.randn(h.bias.shape, generator=g))
+                    h.bias.view(self.na, self.no)[:, 4] = -3.0  # objectness: a few boxes per image
             anchors = [[(s * 1.5, s * 2), (s * 3, s * 3), (s * 4, s * 2)] for s in STRIDES]
             self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))
 

@@ -1,0 +1,150 @@
+"""Inference backends: run a preprocessed batch, return the model's raw outputs.
+
+Every backend has the same face (`Backend`), so the `Detector` drives an ONNX model and a PyTorch
+checkpoint (`yolor_deploy.backends_torch.TorchBackend`) through one pre/post-processing path.
+This module imports onnxruntime lazily, and never torch.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import InputError, YolorDeployError
+from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
+
+NMS_OUTPUTS = ("num_dets", "boxes", "scores", "classes")
+
+# Short names accepted for execution providers (case-insensitive), besides the full ORT names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+}
+DEFAULT_PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class ProviderError(YolorDeployError):
+    """A requested execution provider is unknown or not available in this onnxruntime build."""
+
+
+class Backend(Protocol):
+    """What the Detector needs from a model.
+
+    `input_shape`: (B, 3, H, W) with None for dynamic axes; `input_dtype`: float32 or float16;
+    `output_names`: names of what `__call__` returns, in order; `__call__(x)` takes
+    ndarray[B, 3, H, W] (RGB, 0..1, letterboxed) and returns the raw outputs as NumPy arrays.
+    """
+
+    name: str
+    path: str
+    metadata: ModelMetadata
+    input_shape: tuple[int | None, int | None, int | None, int | None]
+    input_dtype: np.dtype
+    output_names: list[str]
+    load_seconds: float
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]: ...
+
+
+def resolve_providers(providers: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """Map provider names (full ORT names or aliases like "cpu", "cuda"; a comma-separated string
+    is split) to ORT names, checking each is available. None: CUDA if available, then CPU."""
+    available = list(available)
+    if providers is None:
+        chosen = [p for p in DEFAULT_PROVIDER_ORDER if p in available]
+        return chosen or available[:1]
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p.strip()]
+    out = []
+    for p in providers:
+        p = p.strip()
+        full = PROVIDER_ALIASES.get(p.lower(), p)
+        if full not in available:
+            raise ProviderError(
+                f"execution provider {p!r} is not available in this onnxruntime build; available: "
+                f"{', '.join(available)} (aliases: {', '.join(sorted(PROVIDER_ALIASES))})"
+            )
+        if full not in out:
+            out.append(full)
+    return out
+
+
+def _dim(d) -> int | None:
+    return d if isinstance(d, int) and d > 0 else None
+
+
+class OrtBackend:
+    """An ONNX model in ONNX Runtime. `threads` sets intra-op threads (None: ORT's default)."""
+
+    def __init__(self, model_path: str | Path, providers: str | Sequence[str] | None = None,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(model_path)
+        self.path = str(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such model file")
+        chosen = resolve_providers(providers, ort.get_available_providers())
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        t0 = time.perf_counter()
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        except Exception as e:  # ORT raises its own pybind exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{path}: cannot load ONNX model ({msg[:300]})") from None
+        self.load_seconds = time.perf_counter() - t0
+        active = self.session.get_providers()
+        missing = [p for p in chosen if p not in active]
+        if missing:
+            warnings.warn(f"{path}: onnxruntime did not enable {', '.join(missing)}; running on "
+                          f"{', '.join(active)}", RuntimeWarning, stacklevel=2)
+        self.providers = active
+        self.name = f"onnxruntime ({active[0]})"
+
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise InputError(f"{path}: expected one image input [B,3,H,W], found "
+                             f"{[(i.name, i.shape) for i in inputs]}")
+        inp = inputs[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(_dim(d) for d in inp.shape)
+        self.input_dtype = np.dtype(np.float16 if inp.type == "tensor(float16)" else np.float32)
+        outputs = self.session.get_outputs()
+        self.output_names = [o.name for o in outputs]
+        self.metadata = self._read_metadata(outputs)
+
+    def _read_metadata(self, outputs) -> ModelMetadata:
+        meta_map = self.session.get_modelmeta().custom_metadata_map or {}
+        if METADATA_KEY in meta_map:
+            return parse_metadata(meta_map[METADATA_KEY], self.path)
+        if set(NMS_OUTPUTS) <= set(self.output_names):
+            mode, nc, n_rows = "onnx", None, None
+        else:
+            shape = outputs[0].shape
+            if len(shape) != 3:
+                raise InputError(f"{self.path}: no {METADATA_KEY} metadata and the output "
+                                 f"{outputs[0].name} {shape} is not [B, N, 5+nc]")
+            nc = _dim(shape[2]) - 5 if _dim(shape[2]) else None
+            mode, n_rows = "none", _dim(shape[1])
+        return fallback_metadata(self.path, nc, self.input_shape, mode, n_rows)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order."""
+        return self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})

@@ -1,0 +1,229 @@
+"""`Detector`: images in, `Detections` out, through one pre/post-processing path for every backend.
+
+Input sizing follows upstream `detect.py`: a dynamic model (or a PyTorch checkpoint) letterboxes to
+`imgsz` (rounded up to a multiple of the largest stride) with the minimum-rectangle padding
+(`auto=True`) to a multiple of 64, the value detect.py uses for every YOLOR model (64 is a multiple
+of all YOLOR strides); a static-shape ONNX model letterboxes to its fixed input size (`auto=False`).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .backends import Backend, OrtBackend
+from .boxes import scale_boxes
+from .letterbox import letterbox
+from .nms import non_max_suppression
+from .results import Detections
+from .sources import read_image, to_bgr8
+
+ImageLike = np.ndarray | str | Path
+TORCH_SUFFIXES = (".pt", ".pth")
+AUTO_PAD_MULTIPLE = 64  # upstream detect.py: LoadImages(..., auto_size=64)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, summed over `images` images in `batches` backend calls."""
+
+    pre: float = 0.0
+    infer: float = 0.0
+    post: float = 0.0
+    images: int = 0
+    batches: int = 0
+
+    def add(self, other: StageTimes) -> None:
+        for k in ("pre", "infer", "post", "images", "batches"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def per_image_ms(self) -> dict[str, float]:
+        n = max(self.images, 1)
+        return {k: 1000 * getattr(self, k) / n for k in ("pre", "infer", "post")}
+
+
+@dataclass
+class Batch:
+    """A model input: `tensor` ndarray[B, 3, H, W]; the first `len(shapes)` rows are real images of
+    original (h, w) `shapes`, at positions `index` of the call; the rest is padding."""
+
+    tensor: np.ndarray
+    shapes: list[tuple[int, int]]
+    index: list[int] = field(default_factory=list)
+
+
+def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None) -> Backend:
+    """An OrtBackend for `.onnx`, a TorchBackend (imports torch) for `.pt`/`.pth` checkpoints."""
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return OrtBackend(path, providers=providers, threads=threads)
+    if suffix in TORCH_SUFFIXES:
+        from ..backends_torch import TorchBackend
+
+        return TorchBackend(path, cfg=cfg, threads=threads)
+    raise InputError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected .onnx, .pt or .pth)")
+
+
+class Detector:
+    """Run a YOLOR model on BGR images (ndarrays or image paths).
+
+    `model`: a path (`.onnx` or a checkpoint) or a ready `Backend`. Thresholds and NMS options as
+    upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to dynamic models only;
+    default: the export size from the metadata, else 640. `batch_size`: images per backend call
+    (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
+    holds those of the latest call.
+    """
+
+    def __init__(self, model: str | Path | Backend, providers=None, conf_thres: float = 0.25,
+                 iou_thres: float = 0.45, max_det: int = 300, classes: Sequence[int] | None = None,
+                 agnostic: bool = False, multi_label: bool | None = None,
+                 imgsz: int | Sequence[int] | None = None, batch_size: int | None = None,
+                 threads: int | None = None, cfg=None):
+        self.backend = model if not isinstance(model, (str, Path)) else open_backend(model, providers, threads, cfg)
+        self.metadata = self.backend.metadata
+        self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
+        self.classes = list(classes) if classes else None
+        self.agnostic, self.multi_label = agnostic, multi_label
+        self._setup_size(imgsz)
+        fixed_b = self.backend.input_shape[0]
+        if fixed_b and batch_size and batch_size != fixed_b:
+            warnings.warn(f"{self.backend.path}: the model takes batches of exactly {fixed_b}; "
+                          f"batch size {batch_size} ignored", stacklevel=2)
+        self.batch_size = fixed_b or max(int(batch_size or 1), 1)
+        self._check_nms_settings()
+        self.timings, self.last = StageTimes(), StageTimes()
+        self._warned_nc = False
+
+    # --- setup --------------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.metadata.names
+
+    def _setup_size(self, imgsz) -> None:
+        _, _, h, w = self.backend.input_shape
+        if h and w:  # static input
+            if imgsz is not None and _hw(imgsz) != (h, w):
+                warnings.warn(f"{self.backend.path}: static model, uses its fixed input {h}x{w}; "
+                              f"imgsz {imgsz} ignored", stacklevel=3)
+            self.imgsz, self.auto = (h, w), False
+        else:
+            size = _hw(imgsz) if imgsz is not None else (self.metadata.imgsz or (640, 640))
+            s = self.metadata.max_stride
+            fixed = tuple(int(math.ceil(v / s) * s) for v in size)
+            if fixed != tuple(size):
+                warnings.warn(f"image size {size[0]}x{size[1]} must be a multiple of the largest "
+                              f"stride {s}; using {fixed[0]}x{fixed[1]}", stacklevel=3)
+            self.imgsz, self.auto = fixed, True
+        self.pad_multiple = max(AUTO_PAD_MULTIPLE, self.metadata.max_stride)
+
+    def _check_nms_settings(self) -> None:
+        nms = self.metadata.nms
+        if nms.mode == "none":
+            return
+        notes = []
+        if self.conf_thres < nms.conf_thres:
+            notes.append(f"conf_thres {self.conf_thres:g} is below the graph's {nms.conf_thres:g}")
+        if abs(self.iou_thres - nms.iou_thres) > 1e-9:
+            notes.append(f"iou_thres {self.iou_thres:g} differs from the graph's {nms.iou_thres:g}")
+        if self.agnostic or self.multi_label is not None:
+            notes.append("agnostic/multi-label options do not apply")
+        if notes:
+            warnings.warn(f"{self.backend.path}: NMS is inside the model ({nms.mode}); "
+                          + "; ".join(notes), stacklevel=3)
+
+    # --- stages -------------------------------------------------------------------------------
+    def preprocess(self, images: Sequence[np.ndarray]) -> list[Batch]:
+        """BGR ndarray[h, w, 3] uint8 images -> letterboxed RGB 0..1 batches, grouped by shape."""
+        pad = self.metadata.pad_value
+        boxed = [letterbox(im, self.imgsz, (pad, pad, pad), auto=self.auto, stride=self.pad_multiple).image
+                 for im in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, b in enumerate(boxed):
+            groups.setdefault(b.shape[:2], []).append(i)
+        batches = []
+        for (h, w), idx in groups.items():
+            for k in range(0, len(idx), self.batch_size):
+                chunk = idx[k:k + self.batch_size]
+                rows = self.backend.input_shape[0] or len(chunk)
+                t = np.empty((rows, 3, h, w), dtype=np.float32)
+                for j, i in enumerate(chunk):  # BGR HWC uint8 -> RGB CHW float32 / 255 (as upstream)
+                    np.divide(boxed[i][:, :, ::-1].transpose(2, 0, 1), 255.0, out=t[j], dtype=np.float32)
+                t[len(chunk):] = pad / 255.0
+                batches.append(Batch(t, [images[i].shape[:2] for i in chunk], chunk))
+        return batches
+
+    def infer(self, batch: Batch) -> list[np.ndarray]:
+        return self.backend(batch.tensor)
+
+    def postprocess(self, outputs: list[np.ndarray], batch: Batch) -> list[Detections]:
+        """Raw outputs -> Detections in original-image pixels, one per real image of the batch."""
+        n, in_hw = len(batch.shapes), batch.tensor.shape[2:]
+        if self.metadata.nms.mode == "none":
+            pred = np.asarray(outputs[0], dtype=np.float32)[:n]
+            self._check_nc(pred.shape[-1] - 5)
+            dets = non_max_suppression(pred, self.conf_thres, self.iou_thres, self.classes,
+                                       self.agnostic, self.multi_label, self.max_det)
+            rows = [(d[:, :4], d[:, 4], d[:, 5].astype(np.int64)) for d in dets]
+        else:
+            rows = self._graph_nms_rows(outputs, n)
+        return [Detections(scale_boxes(b, in_hw, shape), s.astype(np.float32), c, self.names, tuple(shape))
+                for (b, s, c), shape in zip(rows, batch.shapes)]
+
+    def _graph_nms_rows(self, outputs: list[np.ndarray], n: int):
+        named = dict(zip(self.backend.output_names, outputs))
+        num, boxes, scores, classes = (np.asarray(named[k]) for k in ("num_dets", "boxes", "scores", "classes"))
+        rows = []
+        for i in range(n):
+            k = int(num[i].reshape(-1)[0])
+            b, s, c = boxes[i, :k].astype(np.float32), scores[i, :k].astype(np.float32), classes[i, :k].astype(np.int64)
+            keep = s > self.conf_thres
+            if self.classes:
+                keep &= np.isin(c, self.classes)
+            order = np.argsort(-s[keep], kind="stable")[: self.max_det]
+            rows.append((b[keep][order], s[keep][order], c[keep][order]))
+        return rows
+
+    def _check_nc(self, nc: int) -> None:
+        if nc != len(self.names) and not self._warned_nc:
+            self._warned_nc = True
+            warnings.warn(f"{self.backend.path}: the model outputs {nc} classes but its metadata "
+                          f"names {len(self.names)}; unnamed classes are shown by index", stacklevel=4)
+
+    # --- front door ---------------------------------------------------------------------------
+    def __call__(self, images: ImageLike | Sequence[ImageLike]) -> list[Detections]:
+        """Detect in one image or a list (BGR ndarrays or image paths); one Detections per image."""
+        if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+            images = [images]
+        t0 = time.perf_counter()
+        paths = [str(im) if isinstance(im, (str, Path)) else None for im in images]
+        arrays = [read_image(im) if isinstance(im, (str, Path)) else to_bgr8(im) for im in images]
+        batches = self.preprocess(arrays)
+        times = StageTimes(pre=time.perf_counter() - t0, images=len(arrays))
+        results: list[Detections | None] = [None] * len(arrays)
+        for batch in batches:
+            t1 = time.perf_counter()
+            outputs = self.infer(batch)
+            t2 = time.perf_counter()
+            for i, det in zip(batch.index, self.postprocess(outputs, batch)):
+                det.path = paths[i]
+                results[i] = det
+            times.infer += t2 - t1
+            times.post += time.perf_counter() - t2
+            times.batches += 1
+        self.last = times
+        self.timings.add(times)
+        return results  # type: ignore[return-value]
+
+
+def _hw(imgsz: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(imgsz, (int, np.integer)):
+        return int(imgsz), int(imgsz)
+    vals = [int(v) for v in imgsz]
+    return (vals[0], vals[0]) if len(vals) == 1 else (vals[0], vals[1])

@@ -1,0 +1,174 @@
+"""Input sources: image files, folders, globs and video files, read as 8-bit BGR frames.
+
+Images are decoded like upstream `detect.py` (`cv2.imread` colour mode): grayscale is expanded to
+3 channels, alpha dropped, 16-bit reduced to 8 bits (`>> 8`), EXIF orientation applied. A file
+that cannot be decoded raises `InputError`; `iter_frames` turns that into a warning and skips it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+IMAGE_SUFFIXES = (".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp",
+                  ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".sr", ".ras")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".asf",
+                  ".flv", ".ts")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file; `kind` is "image" or "video"."""
+
+    path: Path
+    kind: str
+
+
+@dataclass
+class Frame:
+    """A decoded input: `image` ndarray[H, W, 3] uint8 BGR; for a video, `frame` is the index in it
+    and `video` the open reader (fps, size)."""
+
+    source: Source
+    image: np.ndarray
+    frame: int | None = None
+    video: VideoReader | None = None
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def _supported() -> str:
+    return f"images {' '.join(s[1:] for s in IMAGE_SUFFIXES)}; videos {' '.join(s[1:] for s in VIDEO_SUFFIXES)}"
+
+
+def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
+    """Expand files, folders (non-recursive, sorted) and globs (recursive `**`, sorted) into Sources.
+
+    InputError: a missing path, a folder or glob without any image or video, a file named
+    explicitly that is neither an image nor a video (by suffix).
+    """
+    out: list[Source] = []
+    for spec in specs:
+        s = str(spec)
+        p = Path(s)
+        if any(c in s for c in "*?[") and not p.exists():
+            files = [Path(f) for f in sorted(glob.glob(s, recursive=True)) if os.path.isfile(f)]
+            found = [Source(f, _kind(f)) for f in files if _kind(f)]
+            if not found:
+                raise InputError(f"{s}: the pattern matches no images or videos ({_supported()})")
+            out += found
+        elif p.is_dir():
+            found = [Source(f, _kind(f)) for f in sorted(p.iterdir()) if f.is_file() and _kind(f)]
+            if not found:
+                raise InputError(f"{p}: folder holds no images or videos ({_supported()})")
+            out += found
+        elif p.is_file():
+            kind = _kind(p)
+            if kind is None:
+                raise InputError(f"{p}: not an image or video file by its suffix ({_supported()})")
+            out.append(Source(p, kind))
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+def to_bgr8(img: np.ndarray, source: str = "image") -> np.ndarray:
+    """Any OpenCV-style image -> ndarray[H, W, 3] uint8 BGR (gray expanded, alpha dropped, 16 bit >> 8)."""
+    img = np.asarray(img)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise InputError(f"{source}: unsupported pixel type {img.dtype} (pass uint8 or uint16 BGR)")
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return np.ascontiguousarray(img[:, :, :3])
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    raise InputError(f"{source}: unsupported image shape {img.shape} (expected HxW, HxWx3 or HxWx4)")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to ndarray[H, W, 3] uint8 BGR; InputError naming the file otherwise."""
+    path = Path(path)
+    try:
+        buf = np.fromfile(str(path), dtype=np.uint8)  # bytes first: non-ASCII paths work everywhere
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    if buf.size == 0:
+        raise InputError(f"{path}: empty file")
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise InputError(f"{path}: cannot decode image (corrupt or not an image)")
+    return to_bgr8(img, str(path))
+
+
+class VideoReader:
+    """Frames of a video file as BGR uint8, with its fps and size.
+
+    InputError when OpenCV cannot open the file or read its first frame.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such video file")
+        self.cap = cv2.VideoCapture(str(self.path))
+        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self.cap.release()
+            raise InputError(f"{self.path}: cannot read video (corrupt, empty or unsupported codec)")
+        self._first: np.ndarray | None = first
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
+        self.height, self.width = first.shape[:2]
+        self.frame_count = max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield to_bgr8(first, str(self.path))
+        while True:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                break
+            yield to_bgr8(frame, str(self.path))
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def iter_frames(sources: Iterable[Source], warn: Callable[[str], None]) -> Iterator[Frame]:
+    """Decode every source in order; unreadable images and videos are reported through `warn` and
+    skipped. Video frames carry their index; `Frame.frame` is None for images."""
+    for src in sources:
+        if src.kind == "image":
+            try:
+                yield Frame(src, read_image(src.path))
+            except InputError as e:
+                warn(f"{e}; skipped")
+            continue
+        try:
+            reader = VideoReader(src.path)
+        except InputError as e:
+            warn(f"{e}; skipped")
+            continue
+        with reader:
+            for i, frame in enumerate(reader):
+                yield Frame(src, frame, i, reader)
