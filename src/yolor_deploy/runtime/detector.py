@@ -99,6 +99,7 @@ class Detector:
         self.batch_size = fixed_b or max(int(batch_size or 1), 1)
         self._check_nms_settings()
         self.timings, self.last = StageTimes(), StageTimes()
+        self.last_input_shape: tuple[int, ...] | None = None  # of the latest call's first batch
         self._warned_nc = False
 
     # --- setup --------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ class Detector:
         batches = self.preprocess(arrays)
         times = StageTimes(pre=time.perf_counter() - t0, images=len(arrays))
         results: list[Detections | None] = [None] * len(arrays)
+        self.last_input_shape = batches[0].tensor.shape if batches else None
         for batch in batches:
             t1 = time.perf_counter()
             outputs = self.infer(batch)

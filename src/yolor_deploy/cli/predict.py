@@ -1,0 +1,170 @@
+"""`yolor-deploy predict`: detect objects in images, folders, globs and videos."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+HELP = "detect objects in images and videos with an ONNX model or a checkpoint"
+DESCRIPTION = """\
+Detect objects with an exported ONNX model (no PyTorch needed) or a PyTorch checkpoint; both go
+through the same letterbox, NMS and box scaling (upstream detect.py conventions).
+
+SOURCE: image files, folders (their images and videos), globs ('imgs/**/*.jpg', quoted) or videos.
+Writes into --save-dir: annotated images and videos (unless --no-save-img), VIDEO.json with
+per-frame results for every video, labels/*.txt with --save-txt, predictions.json (COCO results:
+image_id, category_id, bbox xywh, score) with --save-json. Unreadable images are skipped with a
+warning. Defaults are upstream paper-branch detect.py's (conf 0.25, iou 0.45); main-branch
+detect.py used 0.4 / 0.5.
+
+examples:
+  yolor-deploy predict yolor-p6.onnx images/ --save-json --save-txt
+  yolor-deploy predict yolor_p6.pt --cfg yolor_p6 clip.mp4 --imgsz 1280
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model: .onnx export or .pt checkpoint")
+    p.add_argument("source", nargs="+", help="image files, folders, globs or video files")
+    p.add_argument("--conf-thres", type=float, default=0.25, help="score threshold (default 0.25)")
+    p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
+                   help="inference size, N or H W, for dynamic models and checkpoints (default: the "
+                        "export size, else 640); a static model uses its own size")
+    p.add_argument("--classes", type=int, nargs="+", metavar="C", help="keep only these class indices")
+    p.add_argument("--agnostic-nms", action="store_true", help="class-agnostic NMS")
+    p.add_argument("--max-det", type=int, default=300, help="detections per image at most (default 300)")
+    p.add_argument("--save-dir", type=Path, default=None,
+                   help="output folder (default: runs/predict/exp, exp2, ... whichever is new)")
+    p.add_argument("--save-json", action="store_true", help="write predictions.json (COCO results)")
+    p.add_argument("--save-txt", action="store_true", help="write YOLO labels to labels/*.txt")
+    p.add_argument("--save-conf", action="store_true", help="add the score to --save-txt lines")
+    p.add_argument("--no-save-img", action="store_true", help="do not write annotated images/videos")
+    p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
+    p.add_argument("--providers", default=None,
+                   help="ONNX Runtime execution providers, comma-separated (cpu, cuda, tensorrt, "
+                        "openvino, or full names; default: cuda if available, then cpu)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's)")
+    p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
+
+
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Show Python warnings as one line `warning: <message>` on stderr while inside."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
+def default_save_dir(root: Path = Path("runs/predict")) -> Path:
+    """root/exp, then exp2, exp3, ... : the first that does not exist yet."""
+    k = 1
+    while (root / (f"exp{k}" if k > 1 else "exp")).exists():
+        k += 1
+    return root / (f"exp{k}" if k > 1 else "exp")
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _count_work(sources) -> int:
+    import cv2
+
+    total = 0
+    for s in sources:
+        if s.kind == "video":
+            cap = cv2.VideoCapture(str(s.path))
+            total += max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 1)
+            cap.release()
+        else:
+            total += 1
+    return total
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..errors import InputError
+    from ..runtime import Detector, resolve_sources
+    from ..runtime.outputs import ResultWriter
+    from ..runtime.sources import iter_frames
+
+    err = Console(stderr=True)
+    with warnings_to_stderr():
+        sources = resolve_sources(args.source)
+        det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
+                       iou_thres=args.iou_thres, max_det=args.max_det, classes=args.classes,
+                       agnostic=args.agnostic_nms, imgsz=args.imgsz, batch_size=args.batch,
+                       threads=args.threads, cfg=args.cfg)
+        writer = ResultWriter(args.save_dir or default_save_dir(), save_img=not args.no_save_img,
+                              save_txt=args.save_txt, save_conf=args.save_conf, save_json=args.save_json)
+        skipped: list[str] = []
+
+        def warn(msg: str) -> None:
+            skipped.append(msg)
+            print(f"warning: {msg}", file=sys.stderr)
+
+        total = _count_work(sources)
+        counts: Counter = Counter()
+        n_done = 0
+        progress = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=err, transient=True,
+                            disable=total < 2 or not err.is_terminal)
+        try:
+            with progress:
+                task = progress.add_task("predict", total=total)
+                for frames in _batched(iter_frames(sources, warn), det.batch_size):
+                    for frame, d in zip(frames, det([f.image for f in frames])):
+                        writer.add(frame, d)
+                        counts.update(d.counts())
+                    n_done += len(frames)
+                    progress.advance(task, len(frames))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        if n_done == 0:
+            raise InputError(f"no readable image or video frame among {len(sources)} input(s)")
+        _print_summary(det, n_done, skipped, counts, writer)
+    return 0
+
+
+def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    ms = det.timings.per_image_ms()
+    table = Table(title="predict summary", show_header=True)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("backend", det.backend.name)
+    table.add_row("input", f"{det.imgsz[0]}x{det.imgsz[1]}{f' (pad to x{det.pad_multiple})' if det.auto else ''}")
+    table.add_row("images / frames", str(n_done))
+    if skipped:
+        table.add_row("skipped", str(len(skipped)))
+    for name in det.names:
+        table.add_row(f"  {name}", str(counts.get(name, 0)))
+    for name in sorted(set(counts) - set(det.names)):
+        table.add_row(f"  {name}", str(counts[name]))
+    table.add_row("detections", str(sum(counts.values())))
+    for stage in ("pre", "infer", "post"):
+        table.add_row(f"{stage} ms / image", f"{ms[stage]:.1f}")
+    Console().print(table)
+    print(f"results saved to {writer.save_dir}")
