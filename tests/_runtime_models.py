@@ -10,6 +10,7 @@ import atexit
 import json
 import shutil
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -91,8 +92,10 @@ def model_path(kind: str = "static", nc: int = 3) -> Path:
     batch = 2 if kind == "static-b2" else 1
     x = torch.zeros(batch, 3, 320, 320)
     dyn = {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
-    torch.onnx.export(m, (x,), str(path), input_names=["images"], output_names=["output"], opset_version=13,
-                      dynamic_axes=dyn if kind == "dynamic" else None, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(path), input_names=["images"], output_names=["output"], opset_version=13,
+                          dynamic_axes=dyn if kind == "dynamic" else None, dynamo=False)
     meta = None if kind == "nometa" else metadata(
         names=m.names, dynamic=kind == "dynamic", batch=None if kind == "dynamic" else batch)
     set_metadata(path, meta)
