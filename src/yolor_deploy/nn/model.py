@@ -5,6 +5,8 @@ upstream-compatible names (so upstream `state_dict`s load strictly) and implemen
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -49,6 +51,10 @@ class YOLORModel(nn.Module):
             return [Decode.reshape(p, self.na, self.no) for p in maps]
         pred, _ = self.decode(maps, self.anchors_px().to(maps[0].device), [float(s) for s in self.strides])
         return pred
+
+    def clone(self) -> "YOLORModel":
+        """A deep copy sharing the (immutable) spec."""
+        return copy.deepcopy(self, memo={id(self.spec): self.spec})
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

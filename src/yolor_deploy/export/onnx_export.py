@@ -1,0 +1,206 @@
+"""`export_onnx`: checkpoint -> verified ONNX file.
+
+Exporter: torch 2.13's TorchScript-based `torch.onnx.export(..., dynamo=False)`. The dynamo exporter
+(the 2.13 default) silently raises a requested opset 12 to 18, needs onnxscript, and is the one that
+refused upstream's code with dynamic shapes; the TorchScript exporter honours `--opset` and, with
+our export-time rewrites, gives truly dynamic batch/height/width.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import torch
+
+from .. import __version__
+from ..errors import ExportError, VerificationError
+from ..nn.model import YOLORModel
+from . import passes
+from .fuse import prepare_for_export
+from .rewrites import export_context
+
+log = logging.getLogger(__name__)
+MIN_OPSET, MAX_OPSET = 11, 20  # CumSum/NonMaxSuppression need 11; the TorchScript exporter stops at 20
+NMS_MODES = ("none", "onnx", "trt")
+
+
+@dataclass
+class ExportOptions:
+    imgsz: tuple[int, int] = (640, 640)
+    batch: int = 1
+    dynamic: bool = False
+    opset: int = 17
+    simplify: bool = True
+    half: bool = False
+    nms: str = "none"
+    conf_thres: float = 0.25
+    iou_thres: float = 0.45
+    max_det: int = 300
+    fold: bool = True
+    verify: bool = True
+    verify_image: str | None = None
+    report: str | None = None
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    metadata: dict
+    report: object | None = None  # verify.VerifyReport
+    fold_counts: dict = field(default_factory=dict)
+    op_types: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ExportWrapper(torch.nn.Module):
+    """images [B,3,H,W] float32 -> [B,N,5+nc] float32 (network in fp16 when `half`, decode in fp32)."""
+
+    def __init__(self, model: YOLORModel, half: bool):
+        super().__init__()
+        self.model, self.half = model, half
+
+    def forward(self, images):
+        x = images.half() if self.half else images
+        maps = self.model.head_maps(x)
+        pred, _ = self.model.decode(maps, self.model.anchors_px(), [float(s) for s in self.model.strides])
+        return pred
+
+
+def round_imgsz(imgsz, stride: int) -> tuple[tuple[int, int], list[str]]:
+    hw = (int(imgsz[0]), int(imgsz[-1])) if isinstance(imgsz, (list, tuple)) else (int(imgsz), int(imgsz))
+    out = tuple(max(stride, -(-v // stride) * stride) for v in hw)
+    notes = [] if out == hw else [f"image size {hw[0]}x{hw[1]} is not a multiple of the largest stride {stride}: "
+                                  f"using {out[0]}x{out[1]}"]
+    return out, notes
+
+
+def check_options(o: ExportOptions) -> None:
+    if not MIN_OPSET <= o.opset <= MAX_OPSET:
+        raise ExportError(f"opset {o.opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} "
+                          f"(CumSum and NonMaxSuppression need {MIN_OPSET})")
+    if o.nms not in NMS_MODES:
+        raise ExportError(f"--nms {o.nms!r}: choose one of {', '.join(NMS_MODES)}")
+    if o.batch < 1 or o.max_det < 1:
+        raise ExportError("batch and max_det must be >= 1")
+    if not (0.0 <= o.conf_thres < 1.0 and 0.0 < o.iou_thres <= 1.0):
+        raise ExportError("conf_thres must be in [0, 1) and iou_thres in (0, 1]")
+
+
+def _check_writable(out: Path) -> None:
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise ExportError(f"{out}: output path is a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{out}: cannot create output folder ({e.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"{out}: output folder is not writable")
+
+
+def build_raw_onnx(model: YOLORModel, o: ExportOptions) -> tuple[onnx.ModelProto, dict]:
+    emodel = prepare_for_export(model, fold=o.fold)
+    if o.half:
+        emodel = emodel.half()
+    wrapper = ExportWrapper(emodel, o.half).eval()
+    example = (torch.zeros(o.batch, 3, *o.imgsz),)
+    dyn = {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}} if o.dynamic else None
+    try:
+        with export_context(), torch.no_grad():
+            proto = passes.export_module(wrapper, example, ["images"], ["output"], dyn, o.opset)
+    except Exception as e:  # noqa: BLE001 - the exporter raises many types; report one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"torch.onnx.export failed at opset {o.opset}: {msg}") from None
+    if o.simplify:
+        proto = passes.simplify(proto)
+    return proto, getattr(emodel, "fold_counts", {})
+
+
+def build_metadata(model: YOLORModel, o: ExportOptions) -> dict:
+    return {
+        "format": 1, "names": list(model.names), "stride": [int(s) for s in model.strides],
+        "imgsz": list(o.imgsz), "dynamic": o.dynamic, "batch": None if o.dynamic else o.batch, "pad_value": 114,
+        "nms": {"mode": o.nms, "conf_thres": o.conf_thres, "iou_thres": o.iou_thres, "max_det": o.max_det},
+        "half": o.half, "branch": model.branch, "variant": str(model.variant),
+        "source_sha256": getattr(model, "source_sha256", ""), "version": __version__,
+        "input": {"name": "images", "layout": "NCHW", "color": "RGB", "scale": "0..1", "letterbox": True},
+    }
+
+
+def _session(proto: onnx.ModelProto):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: ExportOptions):
+    from ..verify.verify import verification_inputs, verify_nms_graph, verify_raw
+
+    inputs = verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image)
+    raw_sess = _session(raw)
+    report = verify_raw(model, raw_sess, inputs, half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres,
+                        max_det=o.max_det)
+    if o.nms == "onnx":
+        report.nms = verify_nms_graph(raw_sess, _session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
+    elif o.nms == "trt":
+        onnx.checker.check_model(final)
+        report.nms = {"mode": "trt", "passed": True, "reason": "",
+                      "note": "EfficientNMS_TRT runs only in TensorRT: raw outputs verified, graph checked"}
+    return report
+
+
+def _save(proto: onnx.ModelProto, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, options: ExportOptions | None = None,
+                **kwargs) -> ExportResult:
+    """Export `model` (a YOLORModel or a checkpoint path) to `out`, verify it, and write it only if it passes.
+
+    A failing verification keeps the file as `<out>.failed.onnx` and raises VerificationError.
+    """
+    o = options or ExportOptions(**kwargs)
+    check_options(o)
+    out = Path(out)
+    _check_writable(out)
+    if not isinstance(model, torch.nn.Module):
+        from ..checkpoint import load_checkpoint
+
+        model = load_checkpoint(model, cfg=cfg)
+    o.imgsz, notes = round_imgsz(o.imgsz, max(model.strides))
+    for n in notes:
+        log.warning(n)
+    raw, fold_counts = build_raw_onnx(model, o)
+    final = raw
+    if o.nms != "none":
+        final = passes.add_nms(onnx.ModelProto.FromString(raw.SerializeToString()), o.nms, o.conf_thres,
+                               o.iou_thres, o.max_det, o.opset)
+    meta = build_metadata(model, o)
+    final = passes.set_metadata(final, meta)
+    if o.nms != "trt":
+        onnx.checker.check_model(final)
+    result = ExportResult(out, meta, None, fold_counts, passes.op_types(final), notes)
+    if o.verify:
+        result.report = _verify(model, raw, final, o)
+        if o.report:
+            result.report.write_json(o.report)
+        if not result.report.passed:
+            kept = out.with_name(out.stem + ".failed.onnx")
+            _save(final, kept)
+            raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
+                                    f"the failing model was kept at {kept}")
+    _save(final, out)
+    return result

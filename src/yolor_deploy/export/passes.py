@@ -1,0 +1,91 @@
+"""ONNX passes: pure functions `ModelProto -> ModelProto`, chained by `export_onnx` in this order:
+simplify -> add_nms -> set_metadata."""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+
+import onnx
+import torch
+
+METADATA_KEY = "yolor_deploy"
+
+
+def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Constant folding and graph cleanup with onnxslim (the shapes stay as exported)."""
+    import onnxslim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        slim = onnxslim.slim(model)
+    return slim if isinstance(slim, onnx.ModelProto) else model
+
+
+def export_module(module: torch.nn.Module, example: tuple, input_names, output_names, dynamic_axes,
+                  opset: int) -> onnx.ModelProto:
+    """TorchScript-based `torch.onnx.export` into memory."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, buf, dynamo=False, opset_version=opset, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
+    return onnx.load_from_string(buf.getvalue())
+
+
+NMS_OUTPUTS = ["num_dets", "boxes", "scores", "classes"]
+
+
+def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: float, max_det: int,
+            opset: int) -> onnx.ModelProto:
+    """Append an NMS graph (`OnnxNMS` or `TrtNMS`) after the `output` [B, N, 5+nc] of `model`."""
+    from .nms import NMS_MODULES
+
+    out = model.graph.output[0]
+    no = out.type.tensor_type.shape.dim[-1].dim_value
+    post = NMS_MODULES[mode](conf_thres, iou_thres, max_det).eval()
+    example = (torch.rand(1, 512, no),)
+    dyn = {"pred": {0: "batch", 1: "anchors"}, **{k: {0: "batch"} for k in NMS_OUTPUTS}}
+    nms_model = export_module(post, example, ["pred"], NMS_OUTPUTS, dyn, opset)
+    if mode == "trt":
+        nms_model.opset_import.append(onnx.helper.make_opsetid("TRT", 1))
+        model.opset_import.append(onnx.helper.make_opsetid("TRT", 1))
+    nms_model.ir_version = model.ir_version
+    merged = onnx.compose.merge_models(model, nms_model, io_map=[(out.name, "pred")], prefix2="nms/")
+    # merge_models prefixes the second graph's outputs: give them their contract names back
+    for o in merged.graph.output:
+        if o.name.startswith("nms/"):
+            old, o.name = o.name, o.name[len("nms/"):]
+            for node in merged.graph.node:
+                node.output[:] = [o.name if x == old else x for x in node.output]
+                node.input[:] = [o.name if x == old else x for x in node.input]
+    return merged
+
+
+def set_metadata(model: onnx.ModelProto, meta: dict) -> onnx.ModelProto:
+    """Our metadata as one JSON value (read back with json.loads), plus plain `names`/`stride` keys."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props[METADATA_KEY] = json.dumps(meta, sort_keys=True)
+    props["names"] = json.dumps({i: n for i, n in enumerate(meta["names"])})
+    props["stride"] = str(max(meta["stride"]))
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    model.producer_name = "yolor-deploy"
+    model.producer_version = meta.get("version", "")
+    return model
+
+
+def get_metadata(model: onnx.ModelProto) -> dict | None:
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            return json.loads(p.value)
+    return None
+
+
+def op_types(model: onnx.ModelProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        key = f"{n.domain}::{n.op_type}" if n.domain and n.domain != "ai.onnx" else n.op_type
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -1,0 +1,1 @@
+"""Verification of exported models against PyTorch (raw tensors and detections after NMS)."""
