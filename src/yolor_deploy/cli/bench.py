@@ -115,7 +115,8 @@ def _print(console, report: dict) -> None:
     from rich.table import Table
 
     for m in report["models"]:
-        t = Table(title=f"{m['model']}  [{m['backend']}]", title_justify="left")
+        console.print(f"\n{m['model']}  [{m['backend']}]", soft_wrap=True, highlight=False, markup=False)
+        t = Table()
         for col in ("stage (ms)", "p50", "p90", "p99", "mean"):
             t.add_column(col, justify="right" if col != "stage (ms)" else "left")
         for s in STAGES:
@@ -126,10 +127,12 @@ def _print(console, report: dict) -> None:
         console.print(f"input {b}x3x{h}x{w} ({m['pad']}), {report['runs']} runs on {report['image']} "
                       f"({report['image_hw'][1]}x{report['image_hw'][0]}); "
                       f"load {m['load_s']:.2f} s; throughput {m['throughput_img_s']:.1f} img/s; "
-                      f"pre+post = {m['pre_post_pct_of_infer']:.1f}% of inference (p50)")
+                      f"pre+post = {m['pre_post_pct_of_infer']:.1f}% of inference (p50)", soft_wrap=True,
+                      markup=False)
     base = report["models"][0]
     for m in report["models"][1:]:
         r_tot = base["stages_ms"]["total"]["p50"] / m["stages_ms"]["total"]["p50"]
         r_inf = base["stages_ms"]["infer"]["p50"] / m["stages_ms"]["infer"]["p50"]
         console.print(f"ratio {base['model']} / {m['model']}: total p50 {r_tot:.2f}x, inference p50 "
-                      f"{r_inf:.2f}x (>1: the second is faster; same run, interleaved)")
+                      f"{r_inf:.2f}x (>1: the second is faster; same run, interleaved)", soft_wrap=True,
+                      highlight=False, markup=False)

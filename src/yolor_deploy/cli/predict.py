@@ -148,21 +148,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     ms = det.timings.per_image_ms()
     table = Table(title="predict summary", show_header=True)
     table.add_column("item")
     table.add_column("value", justify="right")
-    table.add_row("backend", det.backend.name)
+    table.add_row("backend", escape(det.backend.name))
     table.add_row("input", f"{det.imgsz[0]}x{det.imgsz[1]}{f' (pad to x{det.pad_multiple})' if det.auto else ''}")
     table.add_row("images / frames", str(n_done))
     if skipped:
         table.add_row("skipped", str(len(skipped)))
     for name in det.names:
-        table.add_row(f"  {name}", str(counts.get(name, 0)))
+        table.add_row(f"  {escape(name)}", str(counts.get(name, 0)))
     for name in sorted(set(counts) - set(det.names)):
-        table.add_row(f"  {name}", str(counts[name]))
+        table.add_row(f"  {escape(name)}", str(counts[name]))
     table.add_row("detections", str(sum(counts.values())))
     for stage in ("pre", "infer", "post"):
         table.add_row(f"{stage} ms / image", f"{ms[stage]:.1f}")
