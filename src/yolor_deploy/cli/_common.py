@@ -1,0 +1,20 @@
+"""Small helpers shared by subcommands (argument types, size parsing)."""
+from __future__ import annotations
+
+import argparse
+
+
+def imgsz_arg(values: list[int] | None, default: int = 640) -> tuple[int, int]:
+    """`--imgsz N` or `--imgsz H W` -> (H, W)."""
+    if not values:
+        return (default, default)
+    if len(values) > 2:
+        raise argparse.ArgumentTypeError("--imgsz takes N or H W")
+    return (values[0], values[-1])
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint: upstream paper (.pt, pickled model), upstream main "
+                                      "(.pt state_dict, needs --cfg), or our own saved format")
+    p.add_argument("--cfg", default=None, help="architecture for main-branch checkpoints: a variant name "
+                                               "(yolor_p6, yolor_w6, yolor_csp, yolor_csp_x) or a .cfg file")

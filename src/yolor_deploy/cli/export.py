@@ -1,0 +1,86 @@
+"""`yolor-deploy export`: checkpoint -> ONNX, verified against PyTorch."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import add_model_arguments, imgsz_arg
+
+HELP = "export a checkpoint to ONNX and prove it matches PyTorch"
+DESCRIPTION = """\
+Export a YOLOR checkpoint to ONNX with export-time rewrites (no in-place slice writes, no
+ScatterND, grids from the runtime shape, Conv+BN and implicit layers folded), then verify it:
+ONNX Runtime vs PyTorch on a letterboxed image and random input (and, with --dynamic, another size
+at batch 2), judged against a float64 PyTorch forward. The file is written only if it passes.
+
+Outputs: --nms none: `output` [B, N, 5+nc] (cx, cy, w, h px, obj, cls...), upstream's decoded
+output. --nms onnx|trt: num_dets [B,1], boxes [B,K,4] xyxy, scores [B,K], classes [B,K].
+
+examples:
+  yolor-deploy export yolor-p6.pt --imgsz 640
+  yolor-deploy export yolor_csp.pt --cfg yolor_csp --dynamic --nms onnx -o csp.onnx
+  yolor-deploy export yolor-p6          (a registered variant with seeded random weights)
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", help="export size, N or H W (default 640); "
+                                                                     "rounded up to a multiple of the largest stride")
+    p.add_argument("--batch", type=int, default=1, help="batch size of a static export (default 1)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 11..20 (default 17)")
+    p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True,
+                   help="simplify with onnxslim (default on)")
+    p.add_argument("--half", action="store_true", help="fp16 weights and activations, fp32 inputs/outputs")
+    p.add_argument("--nms", choices=["none", "onnx", "trt"], default="none",
+                   help="NMS in the graph: none, onnx (NonMaxSuppression) or trt (EfficientNMS_TRT)")
+    p.add_argument("--conf-thres", type=float, default=0.25, help="NMS score threshold (default 0.25)")
+    p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    p.add_argument("--max-det", type=int, default=300, help="detections kept per image (default 300)")
+    p.add_argument("--no-fold", action="store_true", help="keep BN and implicit layers unfolded")
+    p.add_argument("--no-verify", action="store_true", help="skip the verification against PyTorch")
+    p.add_argument("--verify-image", default=None, help="image used in verification (default: bundled sample)")
+    p.add_argument("--report", default=None, help="write the verification report as JSON here")
+    p.add_argument("-o", "--output", default=None, help="output .onnx (default: next to the checkpoint)")
+
+
+def default_output(checkpoint: str, imgsz: tuple[int, int], nms: str) -> Path:
+    src = Path(checkpoint)
+    stem = src.stem if src.suffix else src.name
+    tail = "" if nms == "none" else f"-nms-{nms}"
+    return (src.parent if src.suffix else Path(".")) / f"{stem}-{imgsz[0]}x{imgsz[1]}{tail}.onnx"
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from rich.console import Console
+
+    from ..assets import sample_image
+    from ..export import ExportOptions, export_onnx
+    from ..nn.registry import VARIANTS, create_model
+    from ..verify.verify import report_table
+
+    console = Console(stderr=False)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    imgsz = imgsz_arg(args.imgsz)
+    out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms)
+    model = args.checkpoint
+    if args.checkpoint in VARIANTS and not Path(args.checkpoint).exists():
+        console.print(f"[yellow]{args.checkpoint}: registered variant, seeded random weights (no download)[/]")
+        model = create_model(args.checkpoint, seed=0)
+    opts = ExportOptions(imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
+                         simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
+                         iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
+                         verify=not args.no_verify, verify_image=args.verify_image or str(sample_image()),
+                         report=args.report)
+    with console.status(f"exporting {args.checkpoint} ..."):
+        result = export_onnx(model, out, cfg=args.cfg, options=opts)
+    if result.report is not None:
+        console.print(report_table(result.report))
+    folds = ", ".join(f"{k} {v}" for k, v in result.fold_counts.items()) or "none"
+    console.print(f"folded: {folds}; ScatterND nodes: {result.op_types.get('ScatterND', 0)}")
+    console.print(f"[green]saved {out}[/] ({out.stat().st_size / 1e6:.1f} MB, opset {opts.opset}, "
+                  f"{'dynamic' if opts.dynamic else f'{opts.batch}x3x{opts.imgsz[0]}x{opts.imgsz[1]}'}, nms {opts.nms})")
+    return 0
