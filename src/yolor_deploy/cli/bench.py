@@ -23,8 +23,9 @@ STAGES = ("pre", "infer", "post", "total")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="+", help="one or more models (.onnx or .pt) to time")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=[640],
-                   help="inference size N or H W for dynamic models and checkpoints (default 640)")
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
+                   help="inference size N or H W for dynamic models and checkpoints (default: the "
+                        "export size, else 640); a static model uses its own size")
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--runs", type=int, default=30, help="timed runs (default 30)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
