@@ -13,7 +13,11 @@ import numpy as np
 
 FACTOR = 2.0
 GROUPS = {"xy": (0, 2), "wh": (2, 4), "obj": (4, 5), "cls": (5, None)}
-FLOORS = {"xy": 1e-3, "wh": 1e-3, "obj": 1e-6, "cls": 1e-6}  # px for boxes, probability for scores
+# Absolute floors: 0.01 px on boxes, 1e-4 on probabilities (the fixture README's suggested minimums).
+# Needed in saturated regimes, where folded weights are an independent fp32 sample of the same noise
+# (measured on paper-e6-tiny/horses: PyTorch fp32 obj error 3.2e-4, folded PyTorch 9.7e-4, ORT 6.8e-4).
+# A decode or folding bug moves boxes by pixels and scores by ~0.1: orders of magnitude above.
+FLOORS = {"xy": 1e-2, "wh": 1e-2, "obj": 1e-4, "cls": 1e-4}
 
 
 @dataclass

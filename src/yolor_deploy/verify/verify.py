@@ -93,9 +93,9 @@ def verification_inputs(hw: tuple[int, int], batch: int, stride: int, dynamic: b
         x = image_input(image, hw, stride)
         cases.append((f"image {hw[0]}x{hw[1]}", np.repeat(x, batch, 0)))
     cases.append((f"random {hw[0]}x{hw[1]}", rng.random((batch, 3, *hw), dtype=np.float32)))
-    if dynamic:
-        other = (max(stride, hw[0] - stride), hw[1] + stride)
-        cases.append((f"random {other[0]}x{other[1]} b2", rng.random((2, 3, *other), dtype=np.float32)))
+    if dynamic:  # two other sizes (one smaller, one larger) at batch 2: catches sizes baked into the graph
+        for other in ((max(stride, hw[0] - stride), hw[1] + stride), (hw[0] + 2 * stride, max(stride, hw[1] - stride))):
+            cases.append((f"random {other[0]}x{other[1]} b2", rng.random((2, 3, *other), dtype=np.float32)))
     return cases
 
 
