@@ -150,6 +150,20 @@ def test_bad_model_files_and_providers(tmp_path):
     assert Detector(model_path("static"), providers="cpu").backend.providers == ["CPUExecutionProvider"]
 
 
+def test_trt_nms_export_explains_itself(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("EfficientNMS_TRT", ["images", "images"], ["num_dets"], domain="TRT")
+    graph = helper.make_graph([node], "trt", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("num_dets", TensorProto.INT32, [1, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("TRT", 1)])
+    path = tmp_path / "trt.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(InputError, match="EfficientNMS_TRT plugin .* --providers tensorrt"):
+        Detector(path)
+
+
 def test_torch_backend_and_onnx_agree_through_one_path(tmp_path):
     """The same network as nn.Module (TorchBackend) and as dynamic ONNX give the same detections on
     images of every awkward kind: tiny, portrait, landscape, grayscale, RGBA, 16-bit PNG."""

@@ -108,6 +108,9 @@ class OrtBackend:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
         except Exception as e:  # ORT raises its own pybind exception types
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if "EfficientNMS_TRT" in str(e):
+                msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
+                       "--providers tensorrt, or export with --nms onnx or none")
             raise InputError(f"{path}: cannot load ONNX model ({msg[:300]})") from None
         self.load_seconds = time.perf_counter() - t0
         active = self.session.get_providers()

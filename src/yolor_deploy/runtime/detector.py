@@ -112,7 +112,7 @@ class Detector:
         if h and w:  # static input
             if imgsz is not None and _hw(imgsz) != (h, w):
                 warnings.warn(f"{self.backend.path}: static model, uses its fixed input {h}x{w}; "
-                              f"imgsz {imgsz} ignored", stacklevel=3)
+                              f"imgsz {'x'.join(map(str, _hw(imgsz)))} ignored", stacklevel=3)
             self.imgsz, self.auto = (h, w), False
         else:
             size = _hw(imgsz) if imgsz is not None else (self.metadata.imgsz or (640, 640))
