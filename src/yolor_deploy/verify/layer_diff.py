@@ -51,7 +51,7 @@ class LayerDiff:
     onnx_shape: tuple | None
     tensor: str | None  # the ONNX tensor compared
     max_abs: float  # vs PyTorch fp32 (nan when skipped)
-    max_rel: float
+    max_rel: float  # |d| / max(|fp64|, 1e-3 * max|fp64|): the floor keeps near-zero values from dominating
     err: float  # max |onnx - fp64|
     tolerance: float
     status: str  # "ok" | "folded" | "DIVERGED" | "skipped"
@@ -182,7 +182,7 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 def _judge(y: np.ndarray, t32, t64, tf, rtol: float) -> tuple[float, float, float, float, str]:
     """(max abs vs fp32, max rel vs fp32, err vs fp64, tolerance, status) for one tensor."""
-    r32, r64, rf = t32.numpy(), t64.numpy(), tf.numpy()
+    r32, r64, rf = t32.detach().numpy(), t64.detach().numpy(), tf.detach().numpy()
     d = np.abs(y.astype(np.float64) - r32.astype(np.float64))
     scale = float(np.abs(r64).max()) if r64.size else 0.0
     mrel = float((d / np.maximum(np.abs(r64), max(1e-6, 1e-3 * scale))).max()) if d.size else 0.0
@@ -241,7 +241,7 @@ def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, rtol: float
         nan = float("nan")
         return LayerDiff(None, None, "decode", shape, tuple(y.shape), OUTPUT, nan, nan, nan, nan, "DIVERGED",
                          "shape differs")
-    r32, r64 = p32.numpy(), p64.numpy()
+    r32, r64 = p32.detach().numpy(), p64.detach().numpy()
     groups = check_groups(y, r32, r64)
     for g in groups:
         lo, hi = GROUPS[g.group]
