@@ -19,9 +19,9 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..nn.registry import VARIANTS
-
-    p.add_argument("--variant", default="yolor-p6", choices=list(VARIANTS), help="variant (default yolor-p6)")
+    p.add_argument("--variant", default="yolor-p6",
+                   help="registered variant: yolor-p6 (default), yolor-w6, yolor-e6, yolor-d6, yolor-ssss-s2d, "
+                        "yolor-ssss-dwt, yolor_p6, yolor_w6, yolor_csp, yolor_csp_x")
     p.add_argument("--imgsz", type=int, default=640, help="export size (default 640)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--conf-thres", type=float, default=0.25, help="predict score threshold (default 0.25)")
@@ -33,9 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from ..assets import sample_image
     from ..checkpoint import save_checkpoint
     from ..export import ExportOptions, export_onnx
-    from ..nn.registry import create_model
+    from ..errors import ConfigError
+    from ..nn.registry import VARIANTS, create_model
     from ..verify.verify import report_table
     from .main import main as cli_main
+
+    if args.variant not in VARIANTS:
+        raise ConfigError(f"{args.variant}: not a registered variant ({', '.join(VARIANTS)})")
 
     console = Console()
     out: Path = args.out
