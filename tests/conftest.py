@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("YOLOR_SHARED", REPO.parent / "shared"))
+def _find_shared() -> Path:
+    """The project's shared data (upstream-made fixtures): $YOLOR_SHARED, ../shared, or /work/shared."""
+    for cand in (os.environ.get("YOLOR_SHARED"), REPO.parent / "shared", Path("/work/shared")):
+        if cand and (Path(cand) / "fixtures").is_dir():
+            return Path(cand)
+    raise RuntimeError("fixtures not found: set YOLOR_SHARED to the folder holding fixtures/ (see README)")
+
+
+SHARED = _find_shared()
 FIXTURES = SHARED / "fixtures"
 INPUTS = {"320x320": "input-320x320.npy", "256x320": "input-256x320.npy", "horses-320": "horses-320.npy"}
 PAPER_FIXTURES = ["paper-p6-tiny", "paper-e6-tiny", "paper-ssss-s2d", "paper-p6-tiny-nc3"]
@@ -18,7 +26,7 @@ MAIN_FIXTURES = ["main-csp-tiny", "main-p6-tiny", "main-csp-tiny-nc3"]
 def fixture_path(name: str) -> Path:
     p = FIXTURES / name
     if not p.exists():
-        pytest.skip(f"fixture {p} not available")
+        raise FileNotFoundError(f"fixture {p} is missing (a test must not pass without its data)")
     return p
 
 
