@@ -230,3 +230,12 @@ def test_cli_export_writes_report(tmp_path, capsys):
     report = json.loads(rep.read_text())
     assert report["passed"] and len(report["cases"]) == 4
     assert "saved" in capsys.readouterr().out
+
+
+def test_export_verified_in_openvino(tmp_path):
+    """The same noise-floor rule holds when the exported graph runs in OpenVINO (CPU, f32)."""
+    res = export_onnx(load_fixture("trained/shapes-ssss-w025"), tmp_path / "ov.onnx", imgsz=(320, 320),
+                      dynamic=True, verify_openvino=True, verify_image=str(fixture_path("horses.jpg")))
+    ov = [c for c in res.report.cases if c.name.startswith("openvino")]
+    assert len(ov) == 4 and all(c.passed for c in ov) and res.report.passed
+    assert all(c.detections.rate == 1.0 for c in ov)

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fold", action="store_true", help="keep BN and implicit layers unfolded")
     p.add_argument("--no-verify", action="store_true", help="skip the verification against PyTorch")
     p.add_argument("--verify-image", default=None, help="image used in verification (default: bundled sample)")
+    p.add_argument("--verify-openvino", action="store_true",
+                   help="also verify the model in OpenVINO (CPU, f32) with the same rule (needs openvino)")
     p.add_argument("--report", default=None, help="write the verification report as JSON here")
     p.add_argument("-o", "--output", default=None, help="output .onnx (default: next to the checkpoint)")
 
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                          simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
                          verify=not args.no_verify, verify_image=args.verify_image or str(sample_image()),
+                         verify_openvino=args.verify_openvino,
                          report=args.report)
     with console.status(f"exporting {args.checkpoint} ..."):
         result = export_onnx(model, out, cfg=args.cfg, options=opts)

@@ -43,6 +43,7 @@ class ExportOptions:
     fold: bool = True
     verify: bool = True
     verify_image: str | None = None
+    verify_openvino: bool = False
     report: str | None = None
 
 
@@ -146,6 +147,16 @@ def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: 
     raw_sess = _session(raw)
     report = verify_raw(model, raw_sess, inputs, half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres,
                         max_det=o.max_det)
+    if o.verify_openvino and o.nms == "none":
+        from ..verify.openvino_session import OpenVINOSession
+
+        with tempfile.TemporaryDirectory() as d:
+            onnx.save(raw, f"{d}/raw.onnx")
+            ov_report = verify_raw(model, OpenVINOSession(f"{d}/raw.onnx"), inputs, half=o.half,
+                                   conf_thres=o.conf_thres, iou_thres=o.iou_thres, max_det=o.max_det)
+        for c in ov_report.cases:
+            c.name = f"openvino {c.name}"
+        report.cases += ov_report.cases
     if o.nms == "onnx":
         report.nms = verify_nms_graph(raw_sess, _session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
     elif o.nms == "trt":

@@ -161,7 +161,7 @@ def report_table(report: VerifyReport):
     """A rich Table: one row per (case, column group)."""
     from rich.table import Table
 
-    t = Table(title="verification: ONNX Runtime vs PyTorch (errors against a float64 PyTorch forward)")
+    t = Table(title="verification: ONNX model (ONNX Runtime; OpenVINO rows when asked) vs PyTorch, errors against float64 PyTorch")
     for col in ("case", "shape", "group", "onnx err", "torch fp32 err", "tolerance", "max abs / rel vs fp32",
                 "detections matched", "pass"):
         t.add_column(col)
