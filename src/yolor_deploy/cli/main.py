@@ -16,6 +16,7 @@ COMMANDS = {
     "diff": "yolor_deploy.cli.diff",
     "predict": "yolor_deploy.cli.predict",
     "bench": "yolor_deploy.cli.bench",
+    "val": "yolor_deploy.cli.val",
 }
 
 
