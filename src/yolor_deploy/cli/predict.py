@@ -160,10 +160,9 @@ def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer
     table.add_row("images / frames", str(n_done))
     if skipped:
         table.add_row("skipped", str(len(skipped)))
-    for name in det.names:
-        table.add_row(f"  {escape(name)}", str(counts.get(name, 0)))
-    for name in sorted(set(counts) - set(det.names)):
-        table.add_row(f"  {escape(name)}", str(counts[name]))
+    # classes that were detected, most frequent first (an 80-class model would list 80 zeros)
+    for name, n in counts.most_common():
+        table.add_row(f"  {escape(name)}", str(n))
     table.add_row("detections", str(sum(counts.values())))
     for stage in ("pre", "infer", "post"):
         table.add_row(f"{stage} ms / image", f"{ms[stage]:.1f}")
