@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -33,13 +34,15 @@ def test_images_folder_all_outputs(tmp_path, capsys):
     assert predict(model_path("dynamic"), tmp_path / "imgs", "--imgsz", 320, "--save-dir", out,
                    "--save-json", "--save-txt", "--save-conf", "--batch", 2) == 0
     captured = capsys.readouterr()
-    assert "predict summary" in captured.out and "triangle" in captured.out and f"results saved to {out}" in captured.out
+    assert "predict summary" in captured.out and "detections" in captured.out and f"results saved to {out}" in captured.out
     assert captured.err == ""
     for p in files.values():
         assert cv2.imread(str(out / p.name)) is not None, p.name  # annotated, same name and suffix
         assert (out / "labels" / f"{p.stem}.txt").exists()
     coco = json.loads((out / "predictions.json").read_text())
     assert coco and set(coco[0]) == {"image_id", "category_id", "bbox", "score"}
+    n_per_class = Counter(e["category_id"] for e in coco)
+    assert f"detections       │ {sum(n_per_class.values())}".replace(" ", "") in captured.out.replace(" ", "")
     assert {e["image_id"] for e in coco} <= {p.stem for p in files.values()}
     n_lines = sum(len((out / "labels" / f"{p.stem}.txt").read_text().splitlines()) for p in files.values())
     assert n_lines == len(coco)
