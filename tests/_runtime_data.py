@@ -2,24 +2,18 @@
 detection matcher for parity checks."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-SHARED = Path(os.environ.get("YOLOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-FIXTURES = SHARED / "fixtures"
-HORSES = FIXTURES / "horses.jpg"
-TRAINED = FIXTURES / "trained"
+from conftest import fixture_path
 
 
 def horses() -> np.ndarray:
-    img = cv2.imread(str(HORSES))
-    if img is None:  # keep the tests runnable without ../shared: a synthetic stand-in
-        from yolor_deploy.cli.bench import synthetic_image
-
-        img = synthetic_image(512, 773)
+    path = fixture_path("horses.jpg")
+    img = cv2.imread(str(path))
+    assert img is not None, f"OpenCV cannot read {path}"
     return img
 
 

@@ -1,5 +1,8 @@
-"""Small ONNX models for the runtime tests, built here until the real exporter lands.
+"""Small ONNX models for the runtime tests: the runtime's contract without a real network.
 
+They stay test-built on purpose: exporting a real checkpoint (`yolor_deploy.export.export_onnx`,
+covered by test_export.py and test_runtime_parity.py) is far slower, and these tests need models
+the exporter never writes (no metadata, odd metadata, fixed NMS outputs).
 `TinyYolo` is a stand-in with YOLOR's output contract: per stride an average pool and a 1x1 conv
 to na*(5+nc) channels, then YOLOR's decode (grid from the runtime shape, so dynamic export works).
 Models are built once per test session into a temporary folder (`model_path`).

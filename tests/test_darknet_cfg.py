@@ -2,29 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import REPO, main_cfg
 from yolor_deploy.cfg.darknet import DarknetSpec, parse_darknet_cfg
 from yolor_deploy.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "src" / "yolor_deploy" / "configs" / "main"
-FIXTURES = Path(os.environ.get("YOLOR_SHARED", REPO.parent / "shared")) / "fixtures"
 
 P6_ANCHORS = [(19, 27), (44, 40), (38, 94), (96, 68), (86, 152), (180, 137), (140, 301), (303, 264),
               (238, 542), (436, 615), (739, 380), (925, 792)]
-
-
-def fixture_cfg(name: str) -> Path:
-    p = FIXTURES / f"{name}.cfg"
-    if not p.exists():
-        pytest.skip(f"fixture {p} not available")
-    return p
 
 
 @pytest.mark.parametrize("name, nl, n_sections", [
@@ -53,8 +43,8 @@ def test_section_options_are_typed():
 
 
 def test_nc_override_matches_hand_edited_fixture():
-    edited = parse_darknet_cfg(fixture_cfg("main-csp-tiny-nc3"))
-    ours = parse_darknet_cfg(fixture_cfg("main-csp-tiny"), nc=3)
+    edited = parse_darknet_cfg(main_cfg("main-csp-tiny-nc3"))
+    ours = parse_darknet_cfg(main_cfg("main-csp-tiny"), nc=3)
     assert ours.sections == edited.sections and ours.nc == edited.nc == 3
 
 

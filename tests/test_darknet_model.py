@@ -1,39 +1,31 @@
 """DarknetModel (main branch) against upstream: state_dict layout, sizes, fixture outputs."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import INPUTS, MAIN_FIXTURES, fixture_path, load_input, load_ref, main_cfg
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
+from yolor_deploy.checkpoint import load_checkpoint
+from yolor_deploy.checkpoint.unpickler import safe_torch_load
 from yolor_deploy.nn.darknet import DarknetModel
+from yolor_deploy.nn.registry import config_path
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "src" / "yolor_deploy" / "configs" / "main"
-FIXTURES = Path(os.environ.get("YOLOR_SHARED", REPO.parent / "shared")) / "fixtures"
-INPUTS = {"320x320": "input-320x320.npy", "256x320": "input-256x320.npy", "horses-320": "horses-320.npy"}
-MAIN_FIXTURES = ["main-csp-tiny", "main-p6-tiny", "main-csp-tiny-nc3"]
 # (box px, score) tolerances: max(1e-2 px, 3x) and max(1e-4, 3x) the fp32-vs-fp64 noise in the
 # fixture README; only the pairs in the saturated regime need more than the floor.
 TOL = {("main-p6-tiny", "320x320"): (8e-2, 3e-4), ("main-csp-tiny-nc3", "256x320"): (5.4e-2, 1e-4)}
 
 
-def fixture(name: str) -> Path:
-    p = FIXTURES / name
-    if not p.exists():
-        pytest.skip(f"fixture {p} not available")
-    return p
-
-
 def load_fixture_model(name: str, dtype=torch.float32) -> DarknetModel:
-    model = DarknetModel(parse_darknet_cfg(fixture(f"{name}.cfg")))
-    # TODO(loader): replace with the project's safe checkpoint loader.
-    sd = torch.load(fixture(f"{name}.pt"), weights_only=False)["model"]
-    model.load_state_dict(sd, strict=True)
-    return model.to(dtype).eval()
+    model = load_checkpoint(fixture_path(f"{name}.pt"), cfg=main_cfg(name))
+    assert isinstance(model, DarknetModel)
+    return model.to(dtype)
+
+
+def fixture_state_dict(name: str) -> dict:
+    """The checkpoint's raw state_dict, in its own key order."""
+    return safe_torch_load(fixture_path(f"{name}.pt"))["model"]
 
 
 @pytest.fixture(scope="module", params=MAIN_FIXTURES)
@@ -43,9 +35,9 @@ def fixture_model(request):
 
 def test_fixture_outputs_match_upstream(fixture_model):
     name, model = fixture_model
-    for tag, file in INPUTS.items():
-        x = torch.from_numpy(np.load(fixture(file)))
-        ref = np.load(fixture(f"{name}-ref-{tag}-fp32.npy"))
+    for tag in INPUTS:
+        x = torch.from_numpy(load_input(tag))
+        ref = load_ref(name, tag)
         with torch.no_grad():
             y = model(x).numpy()
         assert y.shape == ref.shape
@@ -60,10 +52,10 @@ def test_fixture_outputs_match_upstream(fixture_model):
 @pytest.mark.parametrize("name", ["main-csp-tiny", "main-csp-tiny-nc3"])
 def test_fixture_float64_matches_upstream_float64(name):
     model = load_fixture_model(name, torch.float64)
-    x = torch.from_numpy(np.load(fixture(INPUTS["320x320"]))).double()
+    x = torch.from_numpy(load_input("320x320")).double()
     with torch.no_grad():
         y = model(x).numpy()
-    np.testing.assert_allclose(y, np.load(fixture(f"{name}-ref-320x320-fp64.npy")), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(y, load_ref(name, "320x320", "fp64"), rtol=1e-9, atol=1e-9)
 
 
 def test_head_maps_and_train_forward(fixture_model):
@@ -83,8 +75,8 @@ def test_head_maps_and_train_forward(fixture_model):
 
 
 def test_no_extra_state():
-    model = DarknetModel(parse_darknet_cfg(fixture("main-csp-tiny.cfg")))
-    sd = torch.load(fixture("main-csp-tiny.pt"), weights_only=False)["model"]  # TODO(loader)
+    model = DarknetModel(parse_darknet_cfg(main_cfg("main-csp-tiny")))
+    sd = fixture_state_dict("main-csp-tiny")
     assert list(model.state_dict()) == list(sd)
     assert not list(model.buffers(recurse=False)) and not list(model.decode.state_dict())
     bn = model.module_list[0].BatchNorm2d
@@ -92,8 +84,8 @@ def test_no_extra_state():
 
 
 def test_wrong_cfg_fails_strict_load():
-    model = DarknetModel(parse_darknet_cfg(fixture("main-csp-tiny-nc3.cfg")))
-    sd = torch.load(fixture("main-csp-tiny.pt"), weights_only=False)["model"]  # TODO(loader)
+    model = DarknetModel(parse_darknet_cfg(main_cfg("main-csp-tiny-nc3")))
+    sd = fixture_state_dict("main-csp-tiny")
     with pytest.raises(RuntimeError, match="size mismatch"):
         model.load_state_dict(sd, strict=True)
 
@@ -103,5 +95,5 @@ def test_full_size_variants_match_upstream_sizes():
                 "yolor_csp": (52_923_994, 684), "yolor_csp_x": (99_754_058, 816)}
     for name, (params, entries) in expected.items():
         with torch.device("meta"):
-            model = DarknetModel(parse_darknet_cfg(CONFIGS / f"{name}.cfg"))
+            model = DarknetModel(parse_darknet_cfg(config_path(name)))
         assert (model.num_params(), len(model.state_dict())) == (params, entries), name

@@ -1,35 +1,23 @@
 """Export-time folds of the main-branch model: implicit shift/control and Conv+BN."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from conftest import fixture_path, load_input, load_ref, main_cfg
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
+from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.export.fold_main import fold_main_implicit, fuse_conv_bn_main
 from yolor_deploy.nn.darknet import DarknetModel
 from yolor_deploy.nn.darknet_layers import ControlChannels, ShiftChannels
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("YOLOR_SHARED", REPO.parent / "shared")) / "fixtures"
-
-
-def fixture(name: str) -> Path:
-    p = FIXTURES / name
-    if not p.exists():
-        pytest.skip(f"fixture {p} not available")
-    return p
-
 
 def load(name: str) -> DarknetModel:
-    model = DarknetModel(parse_darknet_cfg(fixture(f"{name}.cfg")))
-    sd = torch.load(fixture(f"{name}.pt"), weights_only=False)["model"]  # TODO(loader)
-    model.load_state_dict(sd, strict=True)
-    return model.eval()
+    model = load_checkpoint(fixture_path(f"{name}.pt"), cfg=main_cfg(name))
+    assert isinstance(model, DarknetModel)
+    return model
 
 
 def run(model: DarknetModel, x: torch.Tensor):
@@ -40,7 +28,7 @@ def run(model: DarknetModel, x: torch.Tensor):
 @pytest.mark.parametrize("name, nl", [("main-p6-tiny", 4), ("main-csp-tiny-nc3", 3)])
 def test_fold_implicit_keeps_outputs(name, nl):
     model = load(name)
-    x = torch.from_numpy(np.load(fixture("horses-320.npy")))
+    x = torch.from_numpy(load_input("horses-320"))
     maps, pred = run(model, x)
     assert fold_main_implicit(model) == 2 * nl
     assert not any(isinstance(m, (ShiftChannels, ControlChannels)) for m in model.module_list)
@@ -55,8 +43,8 @@ def test_fold_implicit_keeps_outputs(name, nl):
 def test_fuse_and_fold_against_float64():
     """Both folds together stay within fp32 noise of the unfolded float64 model."""
     model = load("main-csp-tiny")
-    x = torch.from_numpy(np.load(fixture("input-320x320.npy")))
-    exact = np.load(fixture("main-csp-tiny-ref-320x320-fp64.npy"))
+    x = torch.from_numpy(load_input("320x320"))
+    exact = load_ref("main-csp-tiny", "320x320", "fp64")
     assert fuse_conv_bn_main(model) == 112
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert fold_main_implicit(model) == 6

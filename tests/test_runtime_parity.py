@@ -1,9 +1,5 @@
 """The trained fixture (a real upstream paper-branch checkpoint, ../shared/fixtures/trained) through
-`predict`'s path: it reproduces upstream detect.py at 320, and its ONNX exports agree with it.
-
-Needs the checkpoint loader (`yolor_deploy.checkpoint`) and, for the ONNX parts, the exporter
-(`yolor_deploy.export.export_onnx`); skipped while either is missing.
-"""
+`predict`'s path: it reproduces upstream detect.py at 320, and its ONNX exports agree with it."""
 from __future__ import annotations
 
 import warnings
@@ -11,22 +7,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runtime_data import TRAINED, assert_same_detections, write_sizes_folder
 
+from _runtime_data import assert_same_detections, write_sizes_folder
+from conftest import fixture_path
+from yolor_deploy.checkpoint import load_checkpoint
+from yolor_deploy.export import export_onnx
 from yolor_deploy.runtime import Detector
 
-CKPT = TRAINED / "shapes-ssss-w025.pt"
-pytestmark = pytest.mark.skipif(not CKPT.exists(), reason=f"{CKPT} not available")
+CKPT = fixture_path("trained/shapes-ssss-w025.pt")
+IMAGES = fixture_path("trained/images")
+UPSTREAM = fixture_path("trained/upstream-detect-320")  # no NAME.txt: no detections in NAME.jpg
 
 
 def _images() -> list[str]:
-    return sorted(str(p) for p in (TRAINED / "images").glob("*.jpg"))
+    return sorted(str(p) for p in IMAGES.glob("*.jpg"))
 
 
 def _upstream_rows(image: str) -> np.ndarray:
     """upstream-detect-320/NAME.txt: `cls cx cy w h conf` per detection, normalised, written by
     detect.py in reversed (increasing conf) order from boxes rounded to whole pixels."""
-    path = TRAINED / "upstream-detect-320" / f"{Path(image).stem}.txt"
+    path = UPSTREAM / f"{Path(image).stem}.txt"
     if not path.exists() or not path.read_text().strip():
         return np.zeros((0, 6))
     return np.loadtxt(path, ndmin=2)
@@ -54,18 +54,11 @@ def _assert_reproduces_upstream(detector: Detector) -> int:
 
 @pytest.fixture(scope="module")
 def pt_detector() -> Detector:
-    pytest.importorskip("yolor_deploy.checkpoint", reason="checkpoint loader not available yet")
     return Detector(CKPT, imgsz=320)
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, Path]:
-    pytest.importorskip("yolor_deploy.checkpoint", reason="checkpoint loader not available yet")
-    export = pytest.importorskip("yolor_deploy.export", reason="exporter not available yet")
-    if not hasattr(export, "export_onnx"):
-        pytest.skip("yolor_deploy.export.export_onnx not available yet")
-    from yolor_deploy.checkpoint import load_checkpoint
-
     folder = tmp_path_factory.mktemp("exports")
     model = load_checkpoint(CKPT)  # loaded once; export works on a copy
     out = {}
@@ -73,7 +66,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
         warnings.simplefilter("ignore")
         for name, kw in {"dynamic": {"dynamic": True}, "static": {}, "nms": {"nms": "onnx"}}.items():
             out[name] = folder / f"shapes-{name}.onnx"
-            export.export_onnx(model, out[name], imgsz=(320, 320), verify=False, simplify=False, **kw)
+            export_onnx(model, out[name], imgsz=(320, 320), verify=False, simplify=False, **kw)
     return out
 
 

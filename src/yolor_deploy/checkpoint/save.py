@@ -1,8 +1,6 @@
 """`save_checkpoint`: our own format, plain tensors and JSON-like data only (weights_only=True loads it)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +11,8 @@ from .load import OUR_FORMAT
 
 def save_checkpoint(model: YOLORModel, path: str | Path) -> Path:
     """Write `model` atomically (temp file, then rename)."""
+    from ..runtime.atomic import atomic_path  # here: importing the runtime package loads OpenCV
+
     path = Path(path)
     spec = model.spec
     data = {
@@ -27,13 +27,6 @@ def save_checkpoint(model: YOLORModel, path: str | Path) -> Path:
         "bn_eps": {n: float(m.eps) for n, m in model.named_modules()
                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(data, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..nn.darknet import DarknetModel
 from ..nn.darknet_layers import ControlChannels, Implicit, ShiftChannels
+from .fuse import fold_affine_into_conv, fold_bn_into_conv
 
 
 @torch.no_grad()
@@ -25,13 +26,7 @@ def fuse_conv_bn_main(model: DarknetModel) -> int:
     count = 0
     for i, m in enumerate(list(model.module_list)):
         if isinstance(m, nn.Sequential) and "Conv2d" in m._modules and "BatchNorm2d" in m._modules:
-            conv, bn = m.Conv2d, m.BatchNorm2d
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                              conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
-            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-            fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-            fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
+            fused = fold_bn_into_conv(m.Conv2d, m.BatchNorm2d)
             rest = [(k, v) for k, v in m._modules.items() if k not in ("Conv2d", "BatchNorm2d")]
             model.module_list[i] = nn.Sequential(OrderedDict([("Conv2d", fused), *rest]))
             count += 1
@@ -50,13 +45,6 @@ def _plain_conv(model: DarknetModel, j: int) -> nn.Sequential | None:
     return m if ok else None
 
 
-def _ensure_bias(conv: nn.Conv2d) -> torch.Tensor:
-    if conv.bias is None:
-        conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype,
-                                             device=conv.weight.device), requires_grad=False)
-    return conv.bias
-
-
 def _fold_shift(model: DarknetModel, i: int, layer: ShiftChannels) -> bool:
     a, seq = _vector(model, layer.sources[0]), _plain_conv(model, i + 1)
     if a is None or seq is None or i in model.keep:
@@ -68,9 +56,8 @@ def _fold_shift(model: DarknetModel, i: int, layer: ShiftChannels) -> bool:
     bn = seq._modules.get("BatchNorm2d")
     if bn is not None:  # BN(Wx + Wa) = BN with running_mean - Wa
         bn.running_mean.copy_(bn.running_mean.double() - wa)
-    else:
-        bias = _ensure_bias(conv)
-        bias.copy_(bias.double() + wa)
+    else:  # conv(x) * 1 + W a
+        seq.Conv2d = fold_affine_into_conv(conv, torch.ones_like(wa), wa)
     return True
 
 
@@ -82,11 +69,8 @@ def _fold_control(model: DarknetModel, i: int, layer: ControlChannels) -> bool:
     if bn is not None:  # m * (g (z - mu) / s + beta): scale g and beta
         bn.weight.copy_(bn.weight.double() * m)
         bn.bias.copy_(bn.bias.double() * m)
-    else:
-        conv = seq.Conv2d
-        conv.weight.copy_(conv.weight.double() * m.view(-1, 1, 1, 1))
-        bias = _ensure_bias(conv)
-        bias.copy_(bias.double() * m)
+    else:  # m * conv(x) + 0
+        seq.Conv2d = fold_affine_into_conv(seq.Conv2d, m, torch.zeros_like(m))
     return True
 
 
