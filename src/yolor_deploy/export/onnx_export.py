@@ -167,14 +167,10 @@ def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: 
 
 
 def _save(proto: onnx.ModelProto, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from ..runtime.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, options: ExportOptions | None = None,
