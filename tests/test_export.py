@@ -205,8 +205,12 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     ro.mkdir()
     ro.chmod(0o500)
     ck = str(fixture_path("paper-ssss-s2d.pt"))
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("not a folder")
     cases = [
         (["export", ck, "-o", str(ro / "x.onnx")], "not writable"),
+        (["export", ck, "-o", str(a_file / "x.onnx")], "cannot create output folder"),
+        (["export", ck, "-o", str(tmp_path)], "output path is a directory"),
         (["export", ck, "--opset", "7", "-o", str(tmp_path / "y.onnx")], "opset 7 is not supported"),
         (["export", str(fixture_path("main-csp-tiny.pt")), "-o", str(tmp_path / "z.onnx")], "needs cfg"),
         (["export", str(fixture_path("main-csp-tiny.pt")), "--cfg", "yolor_p6", "-o", str(tmp_path / "w.onnx")],
