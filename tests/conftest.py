@@ -51,7 +51,11 @@ def _torch_threads():
     except ImportError:  # torch-free test environments
         yield
         return
-    before = torch.get_num_threads()
+    from yolor_deploy.nn.decode import Decode
+
+    before, decode = torch.get_num_threads(), Decode.forward
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+    # export-time rewrites must never leak out of their context into eager models
+    assert Decode.forward is decode, "Decode.forward was left patched"

@@ -178,11 +178,16 @@ def test_broken_decode_fails_verification_and_keeps_no_output(tmp_path, monkeypa
     import contextlib
 
     @contextlib.contextmanager
-    def broken():
+    def broken():  # nested inside the real context, restored in reverse order
+        from yolor_deploy.nn.decode import Decode
+
         with real():
-            from yolor_deploy.nn.decode import Decode
-            monkeypatch.setattr(Decode, "forward", buggy)
-            yield
+            export_form = Decode.forward
+            Decode.forward = buggy
+            try:
+                yield
+            finally:
+                Decode.forward = export_form
 
     monkeypatch.setattr("yolor_deploy.export.onnx_export.export_context", broken)
     out = tmp_path / "bad.onnx"
