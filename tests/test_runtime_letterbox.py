@@ -1,9 +1,6 @@
 """Letterbox and box mapping against hand-computed numbers and upstream's own preprocessed input."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -11,14 +8,11 @@ import pytest
 from yolor_deploy.runtime import letterbox, scale_boxes
 from yolor_deploy.runtime.letterbox import letterbox_shape
 
-SHARED = Path(os.environ.get("YOLOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-HORSES = SHARED / "fixtures" / "horses.jpg"
+from conftest import fixture_path
 
 
 def _horses() -> np.ndarray:
-    if not HORSES.exists():
-        pytest.skip(f"{HORSES} not available")
-    return cv2.imread(str(HORSES))
+    return cv2.imread(str(fixture_path("horses.jpg")))
 
 
 def test_horses_320_static_numbers():
@@ -35,9 +29,7 @@ def test_horses_320_static_numbers():
 
 def test_horses_preprocessing_is_bit_exact_with_upstream():
     """horses-320.npy was made by upstream letterbox + BGR->RGB + /255: the Detector's tensor equals it."""
-    ref_path = SHARED / "fixtures" / "horses-320.npy"
-    if not ref_path.exists():
-        pytest.skip("horses-320.npy not available")
+    ref_path = fixture_path("horses-320.npy")
     from yolor_deploy.runtime.detector import Detector
 
     class Fake:  # a static 1x3x320x320 backend; only preprocessing runs
