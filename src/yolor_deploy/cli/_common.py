@@ -18,3 +18,16 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                                       "(.pt state_dict, needs --cfg), or our own saved format")
     p.add_argument("--cfg", default=None, help="architecture for main-branch checkpoints: a variant name "
                                                "(yolor_p6, yolor_w6, yolor_csp, yolor_csp_x) or a .cfg file")
+
+
+def wide_console():
+    """A rich Console; when writing to a log or pipe (no terminal, no COLUMNS), 150 columns wide so
+    report tables are not squeezed to 80."""
+    import os
+
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=150)
+    return console

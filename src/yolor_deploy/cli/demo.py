@@ -28,20 +28,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..assets import sample_image
     from ..checkpoint import save_checkpoint
     from ..export import ExportOptions, export_onnx
     from ..errors import ConfigError
     from ..nn.registry import VARIANTS, create_model
     from ..verify.verify import report_table
+    from ._common import wide_console
     from .main import main as cli_main
 
     if args.variant not in VARIANTS:
         raise ConfigError(f"{args.variant}: not a registered variant ({', '.join(VARIANTS)})")
 
-    console = Console()
+    console = wide_console()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     console.rule(f"1/3 build {args.variant} (seeded random weights: no download possible here)")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 HELP = "find the first layer where an ONNX model and its PyTorch checkpoint diverge"
@@ -113,7 +112,7 @@ def summary_lines(diffs) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import onnx
-    from rich.console import Console
+    from ._common import wide_console
 
     from ..checkpoint import load_checkpoint
     from ..errors import InputError
@@ -130,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.onnx}: not a readable ONNX model ({type(e).__name__})") from None
     hw, batch, meta = _input_geometry(proto, args.imgsz)
     rtol = args.rtol if args.rtol is not None else (HALF_RTOL if meta.get("half") else DEFAULT_RTOL)
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:  # logs and pipes: room for the table
-        console = Console(width=150)
+    console = wide_console()
     with warnings_to_stderr():
         model = load_checkpoint(args.checkpoint, cfg=args.cfg)
         x = make_input(hw, batch, max(model.strides), args.image)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_model_arguments, imgsz_arg
+from ._common import add_model_arguments, imgsz_arg, wide_console
 
 HELP = "export a checkpoint to ONNX and prove it matches PyTorch"
 DESCRIPTION = """\
@@ -57,14 +57,12 @@ def default_output(checkpoint: str, imgsz: tuple[int, int], nms: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from rich.console import Console
-
     from ..assets import sample_image
     from ..export import ExportOptions, export_onnx
     from ..nn.registry import VARIANTS, create_model
     from ..verify.verify import report_table
 
-    console = Console(stderr=False)
+    console = wide_console()
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     imgsz = imgsz_arg(args.imgsz)
     out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms)
