@@ -17,6 +17,7 @@ COMMANDS = {
     "predict": "yolor_deploy.cli.predict",
     "bench": "yolor_deploy.cli.bench",
     "val": "yolor_deploy.cli.val",
+    "quantize": "yolor_deploy.cli.quantize",
 }
 
 
