@@ -31,3 +31,18 @@ def wide_console():
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=150)
     return console
+
+
+def add_inference_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
+                   help="inference size, N or H W, for dynamic models and checkpoints (default: the "
+                        "export size, else 640); a static model uses its own size")
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that pick and tune the backend of `predict`, `bench`, `val` (ONNX Runtime or torch)."""
+    p.add_argument("--providers", default=None,
+                   help="ONNX Runtime execution providers, comma-separated (cpu, cuda, tensorrt, "
+                        "openvino, or full names; default: cuda if available, then cpu)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads, ORT and torch (default: runtime's)")
+    p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_backend_arguments, add_inference_size_argument
 HELP = "measure latency (p50/p90/p99) per stage; compare a checkpoint with its ONNX export"
 DESCRIPTION = """\
 Time the full detection path (letterbox + normalise, model, NMS + box scaling) on one image
@@ -23,18 +24,14 @@ STAGES = ("pre", "infer", "post", "total")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="+", help="one or more models (.onnx or .pt) to time")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
-                   help="inference size N or H W for dynamic models and checkpoints (default: the "
-                        "export size, else 640); a static model uses its own size")
+    add_inference_size_argument(p)
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--runs", type=int, default=30, help="timed runs (default 30)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (ORT and torch)")
-    p.add_argument("--providers", default=None, help="ONNX Runtime execution providers, comma-separated")
-    p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
     p.add_argument("--conf-thres", type=float, default=0.25, help="score threshold (default 0.25)")
     p.add_argument("--image", type=Path, default=None, help="time on this image instead of a synthetic one")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    add_backend_arguments(p)
 
 
 def synthetic_image(h: int = 720, w: int = 1280, seed: int = 0):

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ._common import add_backend_arguments, add_inference_size_argument
 HELP = "detect objects in images and videos with an ONNX model or a checkpoint"
 DESCRIPTION = """\
 Detect objects with an exported ONNX model (no PyTorch needed) or a PyTorch checkpoint; both go
@@ -32,9 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="+", help="image files, folders, globs or video files")
     p.add_argument("--conf-thres", type=float, default=0.25, help="score threshold (default 0.25)")
     p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
-                   help="inference size, N or H W, for dynamic models and checkpoints (default: the "
-                        "export size, else 640); a static model uses its own size")
+    add_inference_size_argument(p)
     p.add_argument("--classes", type=int, nargs="+", metavar="C", help="keep only these class indices")
     p.add_argument("--agnostic-nms", action="store_true", help="class-agnostic NMS")
     p.add_argument("--max-det", type=int, default=300, help="detections per image at most (default 300)")
@@ -45,11 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-conf", action="store_true", help="add the score to --save-txt lines")
     p.add_argument("--no-save-img", action="store_true", help="do not write annotated images/videos")
     p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
-    p.add_argument("--providers", default=None,
-                   help="ONNX Runtime execution providers, comma-separated (cpu, cuda, tensorrt, "
-                        "openvino, or full names; default: cuda if available, then cpu)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's)")
-    p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
+    add_backend_arguments(p)
 
 
 @contextlib.contextmanager

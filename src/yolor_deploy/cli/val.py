@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_backend_arguments, add_inference_size_argument
 HELP = "measure COCO mAP@0.5 and mAP@0.5:0.95 on images with YOLO txt labels"
 DESCRIPTION = """\
 Measure the accuracy of an ONNX model (no PyTorch needed) or a checkpoint on a folder of images
@@ -25,9 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model: .onnx export or .pt checkpoint")
     p.add_argument("--images", required=True, type=Path, help="folder of images (not recursive)")
     p.add_argument("--labels", required=True, type=Path, help="folder of YOLO txt labels, one per image stem")
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", default=None,
-                   help="inference size, N or H W, for dynamic models and checkpoints (default: the "
-                        "export size, else 640); a static model uses its own size")
+    add_inference_size_argument(p)
     p.add_argument("--conf-thres", type=float, default=0.001, help="score threshold (default 0.001)")
     p.add_argument("--iou-thres", type=float, default=0.65, help="NMS IoU threshold (default 0.65)")
     p.add_argument("--max-det", type=int, default=300, help="detections per image at most (default 300)")
@@ -36,10 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-pred", type=Path, default=None, metavar="OUT",
                    help="write the detections as a COCO results JSON")
     p.add_argument("--verbose", action="store_true", help="also print pycocotools' 12-line summary")
-    p.add_argument("--providers", default=None,
-                   help="ONNX Runtime execution providers, comma-separated (default: cuda if available, then cpu)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: runtime's)")
-    p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
+    add_backend_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
