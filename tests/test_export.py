@@ -248,3 +248,16 @@ def test_export_verified_in_openvino(tmp_path):
     ov = [c for c in res.report.cases if c.name.startswith("openvino")]
     assert len(ov) == 4 and all(c.passed for c in ov) and res.report.passed
     assert all(c.detections.rate == 1.0 for c in ov)
+
+
+@pytest.mark.parametrize("opset", [11, 12, 13, 20])
+def test_every_supported_opset_exports_and_verifies(opset, tmp_path):
+    """Dynamic export + graph NMS at the opset bounds (upstream's note exported at opset 12)."""
+    res = export_onnx(load_fixture("paper-ssss-s2d"), tmp_path / "m.onnx", imgsz=(192, 192), dynamic=True,
+                      opset=opset, nms="onnx", verify_image=str(fixture_path("horses.jpg")))
+    m = onnx.load(tmp_path / "m.onnx")
+    assert res.report.passed and res.report.nms["passed"]
+    assert {o.domain: o.version for o in m.opset_import}.get("", {o.domain: o.version for o in m.opset_import}.get("ai.onnx")) == opset
+    shapes = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in m.graph.output}
+    assert shapes == {"num_dets": ["batch", 1], "boxes": ["batch", 300, 4], "scores": ["batch", 300],
+                      "classes": ["batch", 300]}

@@ -1,4 +1,13 @@
-"""Export-time rewrites and ONNX export (kept apart from the faithful networks in nn/)."""
-from .onnx_export import ExportOptions, ExportResult, export_onnx
+"""Export-time rewrites and ONNX export (kept apart from the faithful networks in nn/).
 
+Imports are lazy: `yolor_deploy.export.quantize` works on ONNX files and needs no torch.
+"""
 __all__ = ["ExportOptions", "ExportResult", "export_onnx"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import onnx_export
+
+        return getattr(onnx_export, name)
+    raise AttributeError(name)

@@ -194,7 +194,7 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
     final = raw
     if o.nms != "none":
         final = passes.add_nms(onnx.ModelProto.FromString(raw.SerializeToString()), o.nms, o.conf_thres,
-                               o.iou_thres, o.max_det, o.opset)
+                               o.iou_thres, o.max_det, o.opset, model.nc)
     meta = build_metadata(model, o)
     final = passes.set_metadata(final, meta)
     if o.nms != "trt":

@@ -1,5 +1,5 @@
 """ONNX passes: pure functions `ModelProto -> ModelProto`, chained by `export_onnx` in this order:
-simplify -> add_nms -> set_metadata."""
+simplify -> add_nms -> set_metadata. torch is imported only by the passes that export a module."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,6 @@ import json
 import warnings
 
 import onnx
-import torch
 
 METADATA_KEY = "yolor_deploy"
 
@@ -22,9 +21,11 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
     return slim if isinstance(slim, onnx.ModelProto) else model
 
 
-def export_module(module: torch.nn.Module, example: tuple, input_names, output_names, dynamic_axes,
+def export_module(module, example: tuple, input_names, output_names, dynamic_axes,
                   opset: int) -> onnx.ModelProto:
-    """TorchScript-based `torch.onnx.export` into memory."""
+    """TorchScript-based `torch.onnx.export` of a torch.nn.Module into memory."""
+    import torch
+
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -37,12 +38,14 @@ NMS_OUTPUTS = ["num_dets", "boxes", "scores", "classes"]
 
 
 def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: float, max_det: int,
-            opset: int) -> onnx.ModelProto:
+            opset: int, nc: int) -> onnx.ModelProto:
     """Append an NMS graph (`OnnxNMS` or `TrtNMS`) after the `output` [B, N, 5+nc] of `model`."""
+    import torch
+
     from .nms import NMS_MODULES
 
     out = model.graph.output[0]
-    no = out.type.tensor_type.shape.dim[-1].dim_value
+    no = nc + 5
     post = NMS_MODULES[mode](conf_thres, iou_thres, max_det).eval()
     example = (torch.rand(1, 512, no),)
     dyn = {"pred": {0: "batch", 1: "anchors"}, **{k: {0: "batch"} for k in NMS_OUTPUTS}}
@@ -59,7 +62,20 @@ def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: flo
             for node in merged.graph.node:
                 node.output[:] = [o.name if x == old else x for x in node.output]
                 node.input[:] = [o.name if x == old else x for x in node.input]
+    _set_nms_output_shapes(merged, max_det)
     return merged
+
+
+def _set_nms_output_shapes(model: onnx.ModelProto, k: int) -> None:
+    """Declare the fixed dims of the NMS outputs (num_dets [B,1], boxes [B,K,4], scores/classes [B,K]):
+    the exporter leaves them symbolic, TensorRT engine builders like them concrete."""
+    fixed = {"num_dets": [1], "boxes": [k, 4], "scores": [k], "classes": [k]}
+    for o in model.graph.output:
+        dims = o.type.tensor_type.shape.dim
+        for i, v in enumerate(fixed.get(o.name, []), start=1):
+            if i < len(dims):
+                dims[i].Clear()
+                dims[i].dim_value = v
 
 
 def set_metadata(model: onnx.ModelProto, meta: dict) -> onnx.ModelProto:

@@ -3,7 +3,7 @@
 `Decode.forward` is replaced by a form that exports cleanly:
 - no in-place slice writes (`y[..., 0:2] = ...` traces to ScatterND): split, compute, concat;
 - the grid comes from the runtime feature shape (CumSum over ones made from the data), and reshapes use
-  `unflatten`/`flatten`, so batch, height and width stay symbolic in a `--dynamic` export;
+  traced sizes, so batch, height and width stay symbolic in a `--dynamic` export;
 - the decode runs in float32 even when the network runs in float16 (a half export keeps box
   coordinates exact to fp32: fp16 has a 1 px step above 1024 px).
 """
@@ -31,7 +31,8 @@ def runtime_grid(p: torch.Tensor) -> torch.Tensor:
 def decode_for_export(self: Decode, maps, anchors_px, strides):
     out, raw = [], []
     for i, p in enumerate(maps):
-        p = p.float().unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2)
+        bs, _, ny, nx = p.shape  # traced sizes: the Reshape follows the runtime shape (opset 11+)
+        p = p.float().reshape(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2)
         raw.append(p)
         xy, wh, conf = p.sigmoid().split((2, 2, self.no - 4), -1)
         xy = (xy * 2.0 - 0.5 + runtime_grid(p)) * strides[i]
