@@ -85,7 +85,8 @@ def test_batches_equal_single_images(tmp_path):
         assert_same_detections(a, b, iou_min=0.9999, score_tol=1e-6)
     assert many[1].path == str(files["tiny"])
     # a model with a fixed batch of 2: 3 images -> 2 calls, the last one padded
-    fixed = Detector(model_path("static-b2"), batch_size=8)
+    with pytest.warns(UserWarning, match="takes batches of exactly 2; batch size 8 ignored"):
+        fixed = Detector(model_path("static-b2"), batch_size=8)
     assert fixed.batch_size == 2
     out = fixed([horses()] * 3)
     assert fixed.last.batches == 2 and len(out) == 3
