@@ -84,12 +84,12 @@ def _load_main(sd: dict, path: Path, cfg) -> YOLORModel:
         raise CheckpointError(f"{path}: a main-branch (darknet) state_dict needs cfg (a variant name or .cfg path){hint}")
     spec = parse_config(cfg, nc=_infer_nc(sd) if str(cfg) in VARIANTS else None)
     model = build_model(spec, names=default_names(spec.nc))
-    diffs = state_differences(model, sd)
-    if diffs:
+
+    def hint() -> str:
         fits = suggest_main_variants(sd)
-        hint = f"; try cfg={fits[0].split()[0]}" if fits else ""
-        raise CheckpointError(f"{path}: weights do not fit cfg {cfg}: " + " | ".join(diffs) + hint)
-    model.load_state_dict(sd, strict=True)
+        return f"; try cfg={fits[0].split()[0]}" if fits else ""
+
+    load_strict(model, sd, str(path), what=f"cfg {cfg}", hint=hint)
     model.variant = str(cfg)
     return model
 

@@ -57,8 +57,11 @@ def state_differences(model: torch.nn.Module, sd: dict, limit: int = 6) -> list[
     return diffs
 
 
-def load_strict(model: torch.nn.Module, sd: dict, where: str, hint: str = "") -> None:
+def load_strict(model: torch.nn.Module, sd: dict, where: str, what: str = "the architecture",
+                hint=None) -> None:
+    """Load `sd` only if keys and shapes match exactly; else one error listing the differences.
+    `hint()` (called only on failure) may add a suggestion."""
     diffs = state_differences(model, sd)
     if diffs:
-        raise CheckpointError(f"{where}: weights do not fit the architecture: " + " | ".join(diffs) + hint)
+        raise CheckpointError(f"{where}: weights do not fit {what}: " + " | ".join(diffs) + (hint() if hint else ""))
     model.load_state_dict(sd, strict=True)
