@@ -13,7 +13,7 @@ from conftest import FIXTURES, INPUTS, MAIN_FIXTURES, PAPER_FIXTURES, fixture_pa
 from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.cli.main import main
 from yolor_deploy.errors import ExportError, VerificationError
-from yolor_deploy.export import ExportOptions, export_onnx
+from yolor_deploy.export import export_onnx
 from yolor_deploy.export import rewrites
 from yolor_deploy.export.passes import get_metadata, op_types
 from yolor_deploy.verify.tolerance import FLOORS
@@ -69,7 +69,7 @@ def test_graph_has_no_scatternd_and_implicit_layers_are_folded(tmp_path):
     model = load_fixture("paper-p6-tiny")
     folded, unfolded = tmp_path / "f.onnx", tmp_path / "u.onnx"
     r1 = export_onnx(model, folded, imgsz=(256, 256), verify=False)
-    r2 = export_onnx(model, unfolded, imgsz=(256, 256), verify=False, fold=False, simplify=False)
+    export_onnx(model, unfolded, imgsz=(256, 256), verify=False, fold=False, simplify=False)
     head = len(model.model) - 1
     implicit = lambda names: [n for n in names if f"/model.{head}/ia." in n or f"/model.{head}/im." in n]
     g1, g2 = onnx.load(folded), onnx.load(unfolded)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..names import coco_names
 from .model import YOLORModel
 
 
@@ -41,13 +42,8 @@ def config_path(variant: str) -> Path:
     return Path(str(resources.files("yolor_deploy") / "configs" / v.branch / v.config))
 
 
-def coco_names() -> list[str]:
-    text = (resources.files("yolor_deploy") / "configs" / "coco.names").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def default_names(nc: int) -> list[str]:
-    return coco_names() if nc == 80 else [f"class{i}" for i in range(nc)]
+    return list(coco_names()) if nc == 80 else [f"class{i}" for i in range(nc)]
 
 
 def parse_config(cfg: str | Path | dict, nc: int | None = None):

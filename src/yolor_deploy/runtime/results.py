@@ -5,13 +5,12 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..names import coco_names
 from .boxes import box_convert
 
 # COCO's 80 training classes -> the 91 category ids of the annotation files (upstream test.py).
@@ -19,12 +18,6 @@ COCO80_TO_91 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 2
                 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51,
                 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77,
                 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
-
-
-@lru_cache(maxsize=1)
-def coco_names() -> tuple[str, ...]:
-    text = resources.files("yolor_deploy").joinpath("configs/coco.names").read_text()
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def coco_category_ids(names: Sequence[str]) -> tuple[int, ...] | None:

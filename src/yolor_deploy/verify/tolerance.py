@@ -7,7 +7,7 @@ BN eps) moves nearly every row by pixels to thousands of pixels: far outside tha
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,7 +49,3 @@ def max_diffs(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     d = np.abs(a.astype(np.float64) - b.astype(np.float64))
     rel = d / np.maximum(np.abs(b.astype(np.float64)), 1e-3)
     return (float(d.max()), float(rel.max())) if d.size else (0.0, 0.0)
-
-
-def as_dict(c: GroupCheck) -> dict:
-    return asdict(c)

@@ -8,7 +8,6 @@ the very predictions they receive.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -178,7 +177,3 @@ def report_table(report: VerifyReport):
         t.add_row("nms graph", "", n.get("mode", ""), "", "", "", "", f"{n.get('matched', '-')}/{n.get('detections', '-')}",
                   "ok" if n.get("passed") else "FAIL")
     return t
-
-
-def dumps(report: VerifyReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, default=float)
