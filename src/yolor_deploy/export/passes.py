@@ -63,7 +63,19 @@ def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: flo
                 node.output[:] = [o.name if x == old else x for x in node.output]
                 node.input[:] = [o.name if x == old else x for x in node.input]
     _set_nms_output_shapes(merged, max_det)
-    return merged
+    return unique_opsets(merged)
+
+
+def unique_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
+    """One opset entry per domain, the highest (`onnx.compose.merge_models` repeats them; ORT's
+    quantizer refuses such files)."""
+    best: dict[str, int] = {}
+    for o in model.opset_import:
+        dom = "" if o.domain == "ai.onnx" else o.domain
+        best[dom] = max(best.get(dom, 0), o.version)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in best.items())
+    return model
 
 
 def _set_nms_output_shapes(model: onnx.ModelProto, k: int) -> None:

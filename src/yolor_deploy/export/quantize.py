@@ -92,17 +92,6 @@ def check_quantizable(model: onnx.ModelProto, source: str = "model") -> dict:
 
 
 # --- graph preparation --------------------------------------------------------------------------
-def unique_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
-    """One opset entry per domain (`onnx.compose.merge_models` repeats them; ORT's quantizer wants one)."""
-    best: dict[str, int] = {}
-    for o in model.opset_import:
-        dom = "" if o.domain == "ai.onnx" else o.domain
-        best[dom] = max(best.get(dom, 0), o.version)
-    del model.opset_import[:]
-    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in best.items())
-    return model
-
-
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Give every node a unique name (`nodes_to_exclude` works by name)."""
     seen: set[str] = set()
@@ -213,7 +202,7 @@ def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
     """`model` (checked, fp32) -> (int8 QDQ model, names of nodes kept float); metadata not yet updated."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    model = name_nodes(unique_opsets(onnx.ModelProto.FromString(model.SerializeToString())))
+    model = name_nodes(passes.unique_opsets(onnx.ModelProto.FromString(model.SerializeToString())))
     keep_float = tail_nodes(model)
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[o.method]
     extra = {"CalibStridedMinMax": 1,  # collect ranges one batch at a time (ORT merges them)
