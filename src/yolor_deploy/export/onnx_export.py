@@ -132,19 +132,12 @@ def build_metadata(model: YOLORModel, o: ExportOptions) -> dict:
     }
 
 
-def _session(proto: onnx.ModelProto):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: ExportOptions):
+    from ..runtime.backends import cpu_session
     from ..verify.verify import verification_inputs, verify_nms_graph, verify_raw
 
     inputs = verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image)
-    raw_sess = _session(raw)
+    raw_sess = cpu_session(raw)
     report = verify_raw(model, raw_sess, inputs, half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres,
                         max_det=o.max_det)
     if o.verify_openvino and o.nms == "none":
@@ -158,7 +151,7 @@ def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: 
             c.name = f"openvino {c.name}"
         report.cases += ov_report.cases
     if o.nms == "onnx":
-        report.nms = verify_nms_graph(raw_sess, _session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
+        report.nms = verify_nms_graph(raw_sess, cpu_session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
     elif o.nms == "trt":
         onnx.checker.check_model(final)
         report.nms = {"mode": "trt", "passed": True, "reason": "",

@@ -151,3 +151,14 @@ class OrtBackend:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order."""
         return self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})
+
+
+def cpu_session(model):
+    """A quiet CPU ONNX Runtime session for a ModelProto (or serialized bytes): what verification
+    and layer diffs run, independent of the user's provider choice."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])

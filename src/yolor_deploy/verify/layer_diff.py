@@ -130,7 +130,7 @@ def _prune_to(graph: onnx.GraphProto, names: list[str]) -> None:
 
 def run_with_outputs(proto: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     """Run `proto` in ONNX Runtime (CPU) with `names` as its graph outputs."""
-    import onnxruntime as ort
+    from ..runtime.backends import cpu_session
 
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     try:
@@ -143,9 +143,7 @@ def run_with_outputs(proto: onnx.ModelProto, names: list[str], x: np.ndarray) ->
     del g.output[:]
     g.output.extend(onnx.helper.make_tensor_value_info(t, types.get(t) or onnx.TensorProto.FLOAT, None)
                     for t in names)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = cpu_session(model)
     values = sess.run(names, {sess.get_inputs()[0].name: x})
     return dict(zip(names, values))
 
