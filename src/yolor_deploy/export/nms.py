@@ -36,20 +36,25 @@ class _NonMaxSuppression(torch.autograd.Function):
         return g.op("NonMaxSuppression", boxes, scores, max_out, iou, score, center_point_box_i=0)
 
 
-class OnnxNMS(nn.Module):
+class _NMSHead(nn.Module):
+    """pred[B,N,5+nc] -> (num_dets, boxes, scores, classes) with these thresholds."""
+
     def __init__(self, conf_thres: float, iou_thres: float, max_det: int):
         super().__init__()
         self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
 
+
+class OnnxNMS(_NMSHead):
     def forward(self, pred: torch.Tensor):
         boxes, scores = boxes_scores(pred)
         b, n, c = scores.shape
+        per_class = scores.transpose(1, 2).contiguous()  # [B, C, N], the layout NonMaxSuppression takes
         sel = _NonMaxSuppression.apply(
-            boxes, scores.transpose(1, 2).contiguous(), torch.tensor([self.max_det]),
+            boxes, per_class, torch.tensor([self.max_det]),
             torch.tensor([self.iou_thres], dtype=torch.float32), torch.tensor([self.conf_thres], dtype=torch.float32))
         # selected (batch, class, box) -> a dense [B, C*N] score map, then top max_det per image
         flat_sel = sel[:, 0] * (c * n) + sel[:, 1] * n + sel[:, 2]
-        flat_scores = scores.transpose(1, 2).reshape(-1)
+        flat_scores = per_class.reshape(-1)
         kept = torch.zeros_like(flat_scores).scatter(0, flat_sel, flat_scores.gather(0, flat_sel))
         top_scores, top_idx = kept.view(b, c * n).topk(min(self.max_det, c * n), dim=1)
         valid = top_scores > 0
@@ -73,11 +78,7 @@ class _EfficientNMS(torch.autograd.Function):
                     score_activation_i=0, score_threshold_f=score, outputs=4)
 
 
-class TrtNMS(nn.Module):
-    def __init__(self, conf_thres: float, iou_thres: float, max_det: int):
-        super().__init__()
-        self.conf_thres, self.iou_thres, self.max_det = conf_thres, iou_thres, max_det
-
+class TrtNMS(_NMSHead):
     def forward(self, pred: torch.Tensor):
         boxes, scores = boxes_scores(pred)
         return _EfficientNMS.apply(boxes, scores, self.iou_thres, self.conf_thres, self.max_det, -1)
