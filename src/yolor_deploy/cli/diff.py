@@ -139,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"{args.onnx}: cannot run the layer comparison ({msg})") from None
     src = f"{args.image} (letterboxed)" if args.image else "seeded random input"
-    console.print(diff_table(diffs, title=f"per-layer diff: {args.onnx} (ONNX Runtime) vs {args.checkpoint} "
-                                          f"(PyTorch), {src} {batch}x3x{hw[0]}x{hw[1]}, rtol {rtol:g}"))
+    console.print(f"per-layer diff: {args.onnx} (ONNX Runtime) vs {args.checkpoint} (PyTorch)\n"
+                  f"input: {src}, {batch}x3x{hw[0]}x{hw[1]}; rtol {rtol:g}",
+                  soft_wrap=True, highlight=False, markup=False)
+    console.print(diff_table(diffs, title=None))
     for line in summary_lines(diffs):
         console.print(line, highlight=False)
     first = first_divergence(diffs)
