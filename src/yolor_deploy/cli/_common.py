@@ -40,7 +40,10 @@ def add_inference_size_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """Options that pick and tune the backend of `predict`, `bench`, `val` (ONNX Runtime or torch)."""
+    """Options that pick and tune the backend of `predict`, `bench`, `val` (ONNX Runtime, OpenVINO or torch)."""
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help="auto (default: ONNX Runtime for .onnx, OpenVINO for .xml IR, PyTorch for .pt), "
+                        "onnxruntime, openvino[:DEVICE] (runs .onnx too; e.g. openvino:GPU), torch")
     p.add_argument("--providers", default=None,
                    help="ONNX Runtime execution providers, comma-separated (cpu, cuda, tensorrt, "
                         "openvino, or full names; default: cuda if available, then cpu)")

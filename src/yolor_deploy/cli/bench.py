@@ -10,20 +10,22 @@ DESCRIPTION = """\
 Time the full detection path (letterbox + normalise, model, NMS + box scaling) on one image
 repeated --batch times, per stage, after --warmup untimed runs. Given several models (e.g. a .pt
 checkpoint and its .onnx export), runs them interleaved in the same process, so machine load hits
-them alike, and prints the latency ratio between them.
+them alike, and prints the latency ratio between them. --backend onnxruntime,openvino times each
+model on each backend.
 
 The input is --image, or a seeded synthetic 1280x720 scene (so the letterbox really resizes).
 
 examples:
   yolor-deploy bench yolor-p6.onnx --imgsz 640 --runs 50
   yolor-deploy bench yolor-p6.pt yolor-p6.onnx --threads 2
+  yolor-deploy bench yolor-p6.onnx --backend onnxruntime,openvino
 """
 
 STAGES = ("pre", "infer", "post", "total")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="+", help="one or more models (.onnx or .pt) to time")
+    p.add_argument("model", nargs="+", help="one or more models (.onnx, OpenVINO .xml, or .pt) to time")
     add_inference_size_argument(p)
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--runs", type=int, default=30, help="timed runs (default 30)")
@@ -75,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--runs and --batch must be >= 1, --warmup >= 0")
     with warnings_to_stderr():
         image = read_image(args.image) if args.image else synthetic_image()
+        runs = [(m, b) for m in args.model for b in _backends(args.backend)]
         detectors = [Detector(m, providers=args.providers, conf_thres=args.conf_thres, imgsz=args.imgsz,
-                              batch_size=args.batch, threads=args.threads, cfg=args.cfg) for m in args.model]
+                              batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=b)
+                     for m, b in runs]
         samples = {i: {s: [] for s in STAGES} for i in range(len(detectors))}
         for r in range(args.warmup + args.runs):
             for i, det in enumerate(detectors):  # interleaved: drift and load hit every model alike
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                     for s, v in (("pre", t.pre), ("infer", t.infer), ("post", t.post)):
                         samples[i][s].append(v)
                     samples[i]["total"].append(t.pre + t.infer + t.post)
-    report = _report(args, image, detectors, samples)
+    report = _report(args, image, [m for m, _ in runs], detectors, samples)
     _print(Console(), report)
     if args.json:
         write_json(args.json, report, indent=2)
@@ -94,9 +98,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args, image, detectors, samples) -> dict:
+def _backends(spec: str) -> list[str]:
+    """--backend: one name, or several comma-separated (each model is timed on each)."""
+    names = [b.strip() for b in (spec or "auto").split(",") if b.strip()]
+    return names or ["auto"]
+
+
+def _report(args, image, paths, detectors, samples) -> dict:
     models = []
-    for i, (path, det) in enumerate(zip(args.model, detectors)):
+    for i, (path, det) in enumerate(zip(paths, detectors)):
         st = {s: stats_ms(samples[i][s]) for s in STAGES}
         models.append({
             "model": str(path), "backend": det.backend.name, "input": list(det.last_input_shape),
@@ -131,6 +141,6 @@ def _print(console, report: dict) -> None:
     for m in report["models"][1:]:
         r_tot = base["stages_ms"]["total"]["p50"] / m["stages_ms"]["total"]["p50"]
         r_inf = base["stages_ms"]["infer"]["p50"] / m["stages_ms"]["infer"]["p50"]
-        console.print(f"ratio {base['model']} / {m['model']}: total p50 {r_tot:.2f}x, inference p50 "
+        console.print(f"ratio {base['model']} [{base['backend']}] / {m['model']} [{m['backend']}]: total p50 {r_tot:.2f}x, inference p50 "
                       f"{r_inf:.2f}x (>1: the second is faster; same run, interleaved)", soft_wrap=True,
                       highlight=False, markup=False)

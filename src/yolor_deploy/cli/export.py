@@ -19,6 +19,7 @@ output. --nms onnx|trt: num_dets [B,1], boxes [B,K,4] xyxy, scores [B,K], classe
 examples:
   yolor-deploy export yolor-p6.pt --imgsz 640
   yolor-deploy export yolor_csp.pt --cfg yolor_csp --dynamic --nms onnx -o csp.onnx
+  yolor-deploy export yolor-p6.pt --openvino       (also an OpenVINO IR: yolor-p6-640x640.xml/.bin)
   yolor-deploy export yolor-p6          (a registered variant with seeded random weights)
 """
 
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-image", default=None, help="image used in verification (default: bundled sample)")
     p.add_argument("--verify-openvino", action="store_true",
                    help="also verify the model in OpenVINO (CPU, f32) with the same rule (needs openvino)")
+    p.add_argument("--openvino", action="store_true",
+                   help="also write an OpenVINO IR (OUT.xml + OUT.bin, metadata in rt_info), verified in "
+                        "OpenVINO with the same rule (needs openvino; not with --nms trt)")
     p.add_argument("--report", default=None, help="write the verification report as JSON here")
     p.add_argument("-o", "--output", default=None, help="output .onnx (default: next to the checkpoint)")
 
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                          simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
                          verify=not args.no_verify, verify_image=args.verify_image or str(sample_image()),
-                         verify_openvino=args.verify_openvino,
+                         verify_openvino=args.verify_openvino, openvino=args.openvino,
                          report=args.report)
     with console.status(f"exporting {args.checkpoint} ..."):
         result = export_onnx(model, out, cfg=args.cfg, options=opts)
@@ -84,4 +88,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"folded: {folds}; ScatterND nodes: {result.op_types.get('ScatterND', 0)}")
     console.print(f"[green]saved {out}[/] ({out.stat().st_size / 1e6:.1f} MB, opset {opts.opset}, "
                   f"{'dynamic' if opts.dynamic else f'{opts.batch}x3x{opts.imgsz[0]}x{opts.imgsz[1]}'}, nms {opts.nms})")
+    if result.openvino_paths:
+        xml, bin_ = result.openvino_paths
+        console.print(f"[green]saved {xml}[/] + {bin_.name} (OpenVINO IR, {bin_.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
                        iou_thres=args.iou_thres, max_det=args.max_det, classes=args.classes,
                        agnostic=args.agnostic_nms, imgsz=args.imgsz, batch_size=args.batch,
-                       threads=args.threads, cfg=args.cfg)
+                       threads=args.threads, cfg=args.cfg, backend=args.backend)
         writer = ResultWriter(args.save_dir or default_save_dir(), save_img=not args.no_save_img,
                               save_txt=args.save_txt, save_conf=args.save_conf, save_json=args.save_json)
         skipped: list[str] = []

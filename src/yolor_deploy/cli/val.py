@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings_to_stderr():
         det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
                        iou_thres=args.iou_thres, max_det=args.max_det, imgsz=args.imgsz,
-                       batch_size=args.batch, threads=args.threads, cfg=args.cfg)
+                       batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
         preds: list[dict] | None = [] if args.save_pred else None
         metrics = evaluate(det, args.images, args.labels, results_out=preds)
     _print_report(det, metrics, args.verbose)

@@ -7,6 +7,7 @@ our export-time rewrites, gives truly dynamic batch/height/width.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -44,6 +45,7 @@ class ExportOptions:
     verify: bool = True
     verify_image: str | None = None
     verify_openvino: bool = False
+    openvino: bool = False  # also write an OpenVINO IR (stem.xml + stem.bin), verified in OpenVINO
     report: str | None = None
 
 
@@ -55,6 +57,7 @@ class ExportResult:
     fold_counts: dict = field(default_factory=dict)
     op_types: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    openvino_paths: tuple[Path, Path] | None = None  # (.xml, .bin) when options.openvino
 
 
 class ExportWrapper(torch.nn.Module):
@@ -87,6 +90,8 @@ def check_options(o: ExportOptions) -> None:
         raise ExportError(f"--nms {o.nms!r}: choose one of {', '.join(NMS_MODES)}")
     if o.batch < 1 or o.max_det < 1:
         raise ExportError("batch and max_det must be >= 1")
+    if o.openvino and o.nms == "trt":
+        raise ExportError("--openvino with --nms trt: EfficientNMS_TRT runs only in TensorRT; use --nms onnx or none")
     if not (0.0 <= o.conf_thres < 1.0 and 0.0 < o.iou_thres <= 1.0):
         raise ExportError("conf_thres must be in [0, 1) and iou_thres in (0, 1]")
 
@@ -132,30 +137,43 @@ def build_metadata(model: YOLORModel, o: ExportOptions) -> dict:
     }
 
 
-def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: ExportOptions):
+def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: ExportOptions,
+            ir_xml: Path | None = None):
+    """ONNX Runtime vs PyTorch (raw output, then the NMS graph); OpenVINO too when asked, or on the IR
+    (`ir_xml`, the file that will be shipped) when one is made."""
     from ..runtime.backends import cpu_session
     from ..verify.verify import verification_inputs, verify_nms_graph, verify_raw
 
     inputs = verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image)
     raw_sess = cpu_session(raw)
-    report = verify_raw(model, raw_sess, inputs, half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres,
-                        max_det=o.max_det)
-    if o.verify_openvino and o.nms == "none":
-        from ..verify.openvino_session import OpenVINOSession
-
-        with tempfile.TemporaryDirectory() as d:
-            onnx.save(raw, f"{d}/raw.onnx")
-            ov_report = verify_raw(model, OpenVINOSession(f"{d}/raw.onnx"), inputs, half=o.half,
-                                   conf_thres=o.conf_thres, iou_thres=o.iou_thres, max_det=o.max_det)
-        for c in ov_report.cases:
-            c.name = f"openvino {c.name}"
-        report.cases += ov_report.cases
+    kw = dict(half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres, max_det=o.max_det)
+    report = verify_raw(model, raw_sess, inputs, **kw)
     if o.nms == "onnx":
         report.nms = verify_nms_graph(raw_sess, cpu_session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
     elif o.nms == "trt":
         onnx.checker.check_model(final)
         report.nms = {"mode": "trt", "passed": True, "reason": "",
                       "note": "EfficientNMS_TRT runs only in TensorRT: raw outputs verified, graph checked"}
+    if ir_xml is not None or (o.verify_openvino and o.nms != "trt"):
+        from ..verify.openvino_session import OpenVINOSession
+
+        with tempfile.TemporaryDirectory() as d:
+            if ir_xml is not None and o.nms == "none":
+                ov_raw = OpenVINOSession(ir_xml)
+            else:  # the raw predictions of the same network, to judge OpenVINO with the same rule
+                onnx.save(raw, f"{d}/raw.onnx")
+                ov_raw = OpenVINOSession(f"{d}/raw.onnx")
+            ov_report = verify_raw(model, ov_raw, inputs, **kw)
+            if o.nms == "onnx":
+                ov_final = OpenVINOSession(ir_xml) if ir_xml is not None else None
+                if ov_final is None:
+                    onnx.save(final, f"{d}/final.onnx")
+                    ov_final = OpenVINOSession(f"{d}/final.onnx")
+                report.nms_openvino = verify_nms_graph(ov_raw, ov_final, inputs, o.conf_thres, o.iou_thres,
+                                                       o.max_det)
+        for c in ov_report.cases:
+            c.name = f"openvino {c.name}"
+        report.cases += ov_report.cases
     return report
 
 
@@ -193,14 +211,24 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
     if o.nms != "trt":
         onnx.checker.check_model(final)
     result = ExportResult(out, meta, None, fold_counts, passes.op_types(final), notes)
-    if o.verify:
-        result.report = _verify(model, raw, final, o)
-        if o.report:
-            result.report.write_json(o.report)
-        if not result.report.passed:
-            kept = out.with_name(out.stem + ".failed.onnx")
-            _save(final, kept)
-            raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
-                                    f"the failing model was kept at {kept}")
-    _save(final, out)
+    with contextlib.ExitStack() as stack:
+        ir_xml = None
+        if o.openvino:
+            from .openvino_ir import convert_to_ir, ir_workdir
+
+            ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
+        if o.verify:
+            result.report = _verify(model, raw, final, o, ir_xml)
+            if o.report:
+                result.report.write_json(o.report)
+            if not result.report.passed:
+                kept = out.with_name(out.stem + ".failed.onnx")
+                _save(final, kept)
+                raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
+                                        f"the failing model was kept at {kept}")
+        _save(final, out)
+        if ir_xml is not None:
+            from .openvino_ir import install_ir
+
+            result.openvino_paths = install_ir(ir_xml, out)
     return result

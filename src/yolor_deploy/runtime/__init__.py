@@ -1,11 +1,11 @@
 """Torch-free inference: letterbox, ONNX Runtime, NumPy NMS, results, sources and drawing.
 
-Imports only numpy, onnxruntime (lazily, when a model is opened) and OpenCV; never torch. A `.pt`
+Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch. A `.pt`
 checkpoint given to `Detector` is run by `yolor_deploy.backends_torch`, imported only then.
 """
 from .backends import Backend, OrtBackend, ProviderError, resolve_providers
 from .boxes import box_convert, box_iou, clip_boxes, scale_boxes
-from .detector import Batch, Detector, StageTimes, open_backend
+from .detector import BACKENDS, Batch, Detector, StageTimes, open_backend, parse_backend
 from .draw import draw_detections
 from .letterbox import letterbox
 from .metadata import METADATA_KEY, MetadataWarning, ModelMetadata, NmsSettings, parse_metadata
@@ -14,8 +14,8 @@ from .results import Detections
 from .sources import Source, VideoReader, read_image, resolve_sources
 
 __all__ = [
-    "Backend", "Batch", "Detections", "Detector", "METADATA_KEY", "MetadataWarning", "ModelMetadata",
+    "BACKENDS", "Backend", "Batch", "Detections", "Detector", "METADATA_KEY", "MetadataWarning", "ModelMetadata",
     "NmsSettings", "OrtBackend", "ProviderError", "Source", "StageTimes", "VideoReader", "batched_nms",
     "box_convert", "box_iou", "clip_boxes", "draw_detections", "letterbox", "nms", "non_max_suppression",
-    "open_backend", "parse_metadata", "read_image", "resolve_providers", "resolve_sources", "scale_boxes",
+    "open_backend", "parse_backend", "parse_metadata", "read_image", "resolve_providers", "resolve_sources", "scale_boxes",
 ]

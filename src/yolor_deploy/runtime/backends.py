@@ -135,22 +135,30 @@ class OrtBackend:
 
     def _read_metadata(self, outputs) -> ModelMetadata:
         meta_map = self.session.get_modelmeta().custom_metadata_map or {}
-        if METADATA_KEY in meta_map:
-            return parse_metadata(meta_map[METADATA_KEY], self.path)
-        if set(NMS_OUTPUTS) <= set(self.output_names):
-            mode, nc, n_rows = "onnx", None, None
-        else:
-            shape = outputs[0].shape
-            if len(shape) != 3:
-                raise InputError(f"{self.path}: no {METADATA_KEY} metadata and the output "
-                                 f"{outputs[0].name} {shape} is not [B, N, 5+nc]")
-            nc = _dim(shape[2]) - 5 if _dim(shape[2]) else None
-            mode, n_rows = "none", _dim(shape[1])
-        return fallback_metadata(self.path, nc, self.input_shape, mode, n_rows)
+        return read_metadata(meta_map.get(METADATA_KEY), self.path, self.output_names,
+                             outputs[0].shape, self.input_shape)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order."""
         return self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})
+
+
+def read_metadata(text: str | None, path: str, output_names: Sequence[str], output0_shape,
+                  input_shape) -> ModelMetadata:
+    """Our metadata JSON when the model has it; otherwise defaults inferred from the outputs (four
+    NMS outputs: NMS in the graph; else the first output must be [B, N, 5+nc]), with a warning."""
+    if text is not None:
+        return parse_metadata(text, path)
+    if set(NMS_OUTPUTS) <= set(output_names):
+        mode, nc, n_rows = "onnx", None, None
+    else:
+        shape = list(output0_shape)
+        if len(shape) != 3:
+            raise InputError(f"{path}: no {METADATA_KEY} metadata and the output "
+                             f"{output_names[0]} {shape} is not [B, N, 5+nc]")
+        nc = _dim(shape[2]) - 5 if _dim(shape[2]) else None
+        mode, n_rows = "none", _dim(shape[1])
+    return fallback_metadata(path, nc, input_shape, mode, n_rows)
 
 
 def cpu_session(model):

@@ -58,23 +58,51 @@ class Batch:
     index: list[int] = field(default_factory=list)
 
 
-def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None) -> Backend:
-    """An OrtBackend for `.onnx`, a TorchBackend (imports torch) for `.pt`/`.pth` checkpoints."""
+BACKENDS = ("auto", "onnxruntime", "openvino", "torch")
+BACKEND_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch"}
+
+
+def parse_backend(spec: str | None) -> tuple[str, str | None]:
+    """"auto" | "onnxruntime" | "openvino[:DEVICE]" | "torch" (aliases ort, ov, pytorch) -> (kind, device)."""
+    kind, _, device = (spec or "auto").strip().partition(":")
+    kind = BACKEND_ALIASES.get(kind.lower(), kind.lower())
+    if kind not in BACKENDS or (device and kind != "openvino"):
+        raise InputError(f"backend {spec!r}: choose one of {', '.join(BACKENDS)} (openvino:DEVICE picks an "
+                         f"OpenVINO device, e.g. openvino:GPU)")
+    return kind, device or None
+
+
+def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
+                 backend: str | None = "auto") -> Backend:
+    """The backend that runs `model`. auto: ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`,
+    PyTorch (imports torch) for `.pt`/`.pth` checkpoints; `backend` forces one where it can run the file."""
     path = Path(model)
     suffix = path.suffix.lower()
-    if suffix == ".onnx":
+    kind, device = parse_backend(backend)
+    if suffix not in (".onnx", ".xml", *TORCH_SUFFIXES):
+        raise InputError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected .onnx, .xml "
+                         f"(OpenVINO IR), .pt or .pth)")
+    fits = {".onnx": ("onnxruntime", "openvino"), ".xml": ("openvino",)}.get(suffix, ("torch",))
+    if kind == "auto":
+        kind = fits[0]
+    elif kind not in fits:
+        raise InputError(f"{path}: the {kind} backend cannot run a {suffix} file (use {' or '.join(fits)})")
+    if kind == "onnxruntime":
         return OrtBackend(path, providers=providers, threads=threads)
-    if suffix in TORCH_SUFFIXES:
-        from ..backends_torch import TorchBackend
+    if kind == "openvino":
+        from .openvino_backend import OpenVINOBackend
 
-        return TorchBackend(path, cfg=cfg, threads=threads)
-    raise InputError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected .onnx, .pt or .pth)")
+        return OpenVINOBackend(path, device=device, threads=threads)
+    from ..backends_torch import TorchBackend
+
+    return TorchBackend(path, cfg=cfg, threads=threads)
 
 
 class Detector:
     """Run a YOLOR model on BGR images (ndarrays or image paths).
 
-    `model`: a path (`.onnx` or a checkpoint) or a ready `Backend`. Thresholds and NMS options as
+    `model`: a path (`.onnx`, an OpenVINO `.xml`, or a checkpoint) or a ready `Backend`; `backend`
+    picks the runtime for a path (`open_backend`). Thresholds and NMS options as
     upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to dynamic models only;
     default: the export size from the metadata, else 640. `batch_size`: images per backend call
     (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
@@ -85,8 +113,9 @@ class Detector:
                  iou_thres: float = 0.45, max_det: int = 300, classes: Sequence[int] | None = None,
                  agnostic: bool = False, multi_label: bool | None = None,
                  imgsz: int | Sequence[int] | None = None, batch_size: int | None = None,
-                 threads: int | None = None, cfg=None):
-        self.backend = model if not isinstance(model, (str, Path)) else open_backend(model, providers, threads, cfg)
+                 threads: int | None = None, cfg=None, backend: str | None = "auto"):
+        self.backend = (model if not isinstance(model, (str, Path))
+                        else open_backend(model, providers, threads, cfg, backend))
         self.metadata = self.backend.metadata
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
         self.classes = list(classes) if classes else None

@@ -1,29 +1,31 @@
-"""An OpenVINO compiled model behind the small part of the onnxruntime session API that the
-verifier uses (`get_inputs()[0].name`, `run(None, feeds)`), so the same rule checks OpenVINO."""
+"""An OpenVINO model (the runtime's `OpenVINOBackend`: CPU, f32) behind the small part of the
+onnxruntime session API that the verifier uses (`get_inputs()[0].name`, `run(None, feeds)`), so the
+same rule checks OpenVINO."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import VerificationError
+from ..errors import InputError, VerificationError
+from ..runtime.metadata import MetadataWarning
 
 
 class OpenVINOSession:
     def __init__(self, model_path: str | Path, device: str = "CPU"):
+        from ..runtime.openvino_backend import OpenVINOBackend
+
         try:
-            import openvino as ov
-        except ImportError:
-            raise VerificationError("OpenVINO is not installed: pip install 'yolor-deploy[openvino]'") from None
-        core = ov.Core()
-        # f32 inference precision: OpenVINO may otherwise pick bf16/f16 on CPUs that have them
-        self._compiled = core.compile_model(str(model_path), device, {"INFERENCE_PRECISION_HINT": "f32"})
-        self._input = self._compiled.inputs[0].get_any_name()
+            with warnings.catch_warnings():  # intermediate models carry no metadata: nothing to warn about
+                warnings.simplefilter("ignore", MetadataWarning)
+                self._backend = OpenVINOBackend(model_path, device=device)
+        except InputError as e:
+            raise VerificationError(str(e)) from None
 
     def get_inputs(self):
-        return [SimpleNamespace(name=self._input)]
+        return [SimpleNamespace(name=self._backend.input_name)]
 
     def run(self, output_names, feeds: dict) -> list[np.ndarray]:
-        result = self._compiled(feeds[self._input])
-        return [np.asarray(result[o]) for o in self._compiled.outputs]
+        return self._backend(feeds[self._backend.input_name])

@@ -41,10 +41,12 @@ class VerifyReport:
     cases: list[CaseReport] = field(default_factory=list)
     nms: dict | None = None
     half: bool = False
+    nms_openvino: dict | None = None  # the NMS graph in OpenVINO, when an OpenVINO IR was made
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases) and (self.nms is None or self.nms.get("passed", False))
+        return all(c.passed for c in self.cases) and all(n is None or n.get("passed", False)
+                                                         for n in (self.nms, self.nms_openvino))
 
     def to_dict(self) -> dict:
         def case(c: CaseReport) -> dict:
@@ -53,7 +55,8 @@ class VerifyReport:
                 d["detections"]["rate"] = c.detections.rate
             return d
 
-        return {"passed": self.passed, "half": self.half, "cases": [case(c) for c in self.cases], "nms": self.nms}
+        return {"passed": self.passed, "half": self.half, "cases": [case(c) for c in self.cases], "nms": self.nms,
+                "nms_openvino": self.nms_openvino}
 
     def write_json(self, path: str | Path) -> None:
         from ..runtime.atomic import write_json
@@ -70,8 +73,9 @@ class VerifyReport:
                         if not g.passed]
             if c.detections is not None and self.half and c.detections.rate < HALF_MIN_MATCH:
                 out.append(f"{c.name}: detection match {c.detections.rate:.0%} < {HALF_MIN_MATCH:.0%}")
-        if self.nms is not None and not self.nms.get("passed", False):
-            out.append(f"nms: {self.nms.get('reason', 'detections differ from NumPy NMS')}")
+        for label, n in (("nms", self.nms), ("openvino nms", self.nms_openvino)):
+            if n is not None and not n.get("passed", False):
+                out.append(f"{label}: {n.get('reason', 'detections differ from NumPy NMS')}")
         return out
 
 
@@ -172,8 +176,8 @@ def report_table(report: VerifyReport):
                       g.group if g else "-", f"{g.onnx_err:.3g}" if g else "-", f"{g.torch_err:.3g}" if g else "-",
                       f"{g.tolerance:.3g}" if g else "-", f"{c.max_abs:.3g} / {c.max_rel:.3g}" if first else "",
                       det if first else "", ("ok" if (g.passed if g and not report.half else c.passed) else "FAIL"))
-    if report.nms is not None:
-        n = report.nms
-        t.add_row("nms graph", "", n.get("mode", ""), "", "", "", "", f"{n.get('matched', '-')}/{n.get('detections', '-')}",
-                  "ok" if n.get("passed") else "FAIL")
+    for label, n in (("nms graph", report.nms), ("openvino nms graph", report.nms_openvino)):
+        if n is not None:
+            t.add_row(label, "", n.get("mode", ""), "", "", "", "", f"{n.get('matched', '-')}/{n.get('detections', '-')}",
+                      "ok" if n.get("passed") else "FAIL")
     return t

@@ -1,0 +1,89 @@
+"""An ONNX model or OpenVINO IR (`.xml` + `.bin`) run by the OpenVINO runtime, behind the `Backend` face.
+
+Imports openvino lazily and never torch. Inference precision is pinned to f32 (OpenVINO otherwise
+picks bf16/f16 on CPUs that have them, which changes detections); `threads` sets
+`INFERENCE_NUM_THREADS`. Our metadata is read from the IR's `rt_info["yolor_deploy"]` (written by
+`yolor-deploy export --openvino`) or, for an ONNX file, from the `metadata_props` that OpenVINO's
+ONNX reader keeps under `rt_info["framework"]`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .backends import _dim, read_metadata
+from .metadata import METADATA_KEY
+
+OPENVINO_SUFFIXES = (".xml",)
+DEFAULT_DEVICE = "CPU"
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise InputError("the OpenVINO backend needs openvino: pip install 'yolor-deploy[openvino]'") from None
+    return openvino
+
+
+def rt_metadata(model) -> str | None:
+    """Our metadata JSON from an OpenVINO model's rt_info (IR or ONNX-read), or None."""
+    for key in ([METADATA_KEY], ["framework", METADATA_KEY]):
+        if model.has_rt_info(key):
+            return str(model.get_rt_info(key).astype(str))
+    return None
+
+
+class OpenVINOBackend:
+    """`model_path`: `.onnx` or `.xml` (its `.bin` beside it). `device`: an OpenVINO device name."""
+
+    def __init__(self, model_path: str | Path, device: str | None = None, threads: int | None = None):
+        ov = import_openvino()
+        path = Path(model_path)
+        self.path = str(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such model file")
+        if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
+            raise InputError(f"{path}: OpenVINO IR without its weights file {path.with_suffix('.bin').name}")
+        device = (device or DEFAULT_DEVICE).upper()
+        core = ov.Core()
+        if device not in core.available_devices and device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
+            raise InputError(f"{path}: OpenVINO device {device!r} is not available; available: "
+                             f"{', '.join(core.available_devices)}")
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        t0 = time.perf_counter()
+        try:
+            model = core.read_model(str(path))
+            self.compiled = core.compile_model(model, device, config if device == "CPU" else {})
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
+            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+            raise InputError(f"{path}: cannot load model in OpenVINO ({(lines[0] if lines else type(e).__name__)[:300]})") from None
+        self.request = self.compiled.create_infer_request()
+        self.load_seconds = time.perf_counter() - t0
+        self.name = f"openvino {ov.get_version().split('-')[0]} ({device})"
+
+        inputs = self.compiled.inputs
+        if len(inputs) != 1 or inputs[0].get_partial_shape().rank.get_length() != 4:
+            raise InputError(f"{path}: expected one image input [B,3,H,W], found "
+                             f"{[(i.get_any_name(), str(i.get_partial_shape())) for i in inputs]}")
+        self.input_name = inputs[0].get_any_name()
+        self.input_shape = _shape(inputs[0].get_partial_shape())
+        self.input_dtype = np.dtype(np.float16 if inputs[0].get_element_type().get_type_name() == "f16"
+                                    else np.float32)
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.metadata = read_metadata(rt_metadata(model), self.path, self.output_names,
+                                      _shape(self.compiled.outputs[0].get_partial_shape()), self.input_shape)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order (copies, not views)."""
+        res = self.request.infer({0: np.ascontiguousarray(x, dtype=self.input_dtype)})
+        return [np.array(res[o]) for o in self.compiled.outputs]
+
+
+def _shape(partial) -> tuple[int | None, ...]:
+    return tuple(_dim(d.get_length()) if d.is_static else None for d in partial)
