@@ -42,7 +42,8 @@ def test_bench_two_models_gives_a_ratio(tmp_path, capsys, monkeypatch):
                  "--warmup", "1", "--image", str(img), "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert "pytorch" in text and "onnxruntime" in text
-    assert f"ratio {ckpt} / {model_path('dynamic')}: total p50" in text.replace("\n", "")
+    assert (f"ratio {ckpt} [pytorch {torch.__version__} (cpu)] / {model_path('dynamic')} "
+            f"[onnxruntime (CPUExecutionProvider)]: total p50") in text.replace("\n", "")
 
 
 def test_bench_bad_arguments(tmp_path, capsys):
