@@ -1,14 +1,16 @@
-"""ONNX Runtime fp32 vs static int8 (QDQ, `yolor_deploy.export.quantize`) latency, interleaved in one run.
+"""ONNX Runtime fp32 vs static int8 (QDQ, `yolor_deploy.export.quantize`) latency, interleaved in one run;
+with --openvino also OpenVINO fp32 (the same ONNX file) and OpenVINO int8 (NNCF IR).
 
 Builds a registered variant with seeded random weights, exports it (opset 17, static, no NMS),
-quantizes it calibrated on the bundled sample image plus seeded noise images, then times both
-sessions on the same letterboxed sample image, alternating fp32, int8, fp32, ... after a warmup.
-Prints median/p90 per model and the ratio int8/fp32 of the medians (< 1: int8 is faster).
+quantizes it calibrated on the bundled sample image plus seeded noise images, then times the
+models on the same letterboxed sample image, alternating fp32, int8, fp32, ... after a warmup.
+Prints median/p90 per model and the ratios of the medians to ORT fp32 (< 1: faster).
 Random weights: these are speed figures only (accuracy needs a trained model; see tests/test_quantize.py).
 
 usage:
   python scripts/bench_int8.py                          # yolor-p6 @640, 10 runs, 2 threads
   python scripts/bench_int8.py yolor-ssss-s2d --imgsz 320 --runs 20
+  python scripts/bench_int8.py --openvino               # + OpenVINO fp32 and NNCF int8
 """
 from __future__ import annotations
 
@@ -31,14 +33,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="ORT intra-op threads (default 2)")
     p.add_argument("--noise", type=int, default=3, help="noise images added to the calibration set (default 3)")
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile"], help="calibration method")
+    p.add_argument("--openvino", action="store_true", help="also time OpenVINO fp32 and NNCF int8")
     args = p.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.noise < 0:
         p.error("--runs and --threads must be >= 1, --warmup and --noise >= 0")
     return args
 
 
-def build_models(args, d: Path) -> tuple[Path, Path, float]:
-    """(fp32 path, int8 path, quantization seconds)."""
+def build_models(args, d: Path) -> tuple[dict[str, Path], float]:
+    """({name: model path}, quantization seconds)."""
     import cv2
 
     from yolor_deploy.assets import sample_image
@@ -47,16 +50,32 @@ def build_models(args, d: Path) -> tuple[Path, Path, float]:
     from yolor_deploy.nn.registry import create_model
 
     model = create_model(args.variant, seed=0).float().eval()
-    fp32, int8 = d / "fp32.onnx", d / "int8.onnx"
-    export_onnx(model, fp32, imgsz=(args.imgsz, args.imgsz), opset=17, verify=False)
+    paths = {"fp32": d / "fp32.onnx", "int8": d / "int8.onnx"}
+    export_onnx(model, paths["fp32"], imgsz=(args.imgsz, args.imgsz), opset=17, verify=False)
     rng = np.random.default_rng(0)
     calib = [str(sample_image())]
     for i in range(args.noise):
         path = d / f"noise{i}.png"
         cv2.imwrite(str(path), rng.integers(0, 256, (args.imgsz, args.imgsz, 3), dtype=np.uint8))
         calib.append(str(path))
-    res = quantize_onnx(fp32, int8, calib, method=args.method)
-    return fp32, int8, res.seconds
+    seconds = quantize_onnx(paths["fp32"], paths["int8"], calib, method=args.method).seconds
+    if args.openvino:
+        paths["openvino fp32"] = paths["fp32"]
+        paths["openvino int8"] = d / "int8-ov.xml"
+        seconds += quantize_onnx(paths["fp32"], paths["openvino int8"], calib, backend="openvino").seconds
+    return paths, seconds
+
+
+class OpenVINORunner:
+    """An OpenVINO model with the `run(None, feeds)` face of an ORT session (f32 precision, N threads)."""
+
+    def __init__(self, path: Path, threads: int):
+        from yolor_deploy.runtime.openvino_backend import OpenVINOBackend
+
+        self.backend = OpenVINOBackend(path, threads=threads)
+
+    def run(self, _names, feeds):
+        return self.backend(feeds["images"])
 
 
 def session(path: Path, threads: int):
@@ -78,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-int8.") as tmp:
         d = Path(tmp)
-        fp32, int8, q_s = build_models(args, d)
-        sizes = {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}
-        x = Detector(fp32).preprocess([read_image(sample_image())])[0].tensor
-        sess = {"fp32": session(fp32, args.threads), "int8": session(int8, args.threads)}
+        paths, q_s = build_models(args, d)
+        sizes = {k: (p.with_suffix(".bin") if p.suffix == ".xml" else p).stat().st_size for k, p in paths.items()}
+        x = Detector(paths["fp32"]).preprocess([read_image(sample_image())])[0].tensor
+        sess = {k: OpenVINORunner(p, args.threads) if k.startswith("openvino") else session(p, args.threads)
+                for k, p in paths.items()}
         samples: dict[str, list[float]] = {k: [] for k in sess}
         for r in range(args.warmup + args.runs):
             for k, s in sess.items():
@@ -99,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k}: median {med[k]:.1f} ms  p90 {p90[k]:.1f} ms  file {sizes[k] / 1e6:.1f} MB")
     print(f"ratio int8/fp32 (median latency): {med['int8'] / med['fp32']:.3f} "
           f"({med['fp32'] / med['int8']:.2f}x faster)")
+    for k in ("openvino fp32", "openvino int8"):
+        if k in med:
+            print(f"ratio {k}/fp32 (median latency, fp32 = ONNX Runtime): {med[k] / med['fp32']:.3f}")
     return 0
 
 

@@ -196,7 +196,10 @@ def test_bench_int8_script_runs(capsys):
     spec = importlib.util.spec_from_file_location("bench_int8", Path(__file__).parents[1] / "scripts" / "bench_int8.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main(["yolor-ssss-s2d", "--imgsz", "128", "--runs", "1", "--warmup", "0", "--noise", "1"]) == 0
+    assert mod.main(["yolor-ssss-s2d", "--imgsz", "128", "--runs", "1", "--warmup", "0", "--noise", "1",
+                     "--openvino"]) == 0
     out = capsys.readouterr().out
     ratio = float(re.search(r"ratio int8/fp32 \(median latency\): (\S+)", out)[1])
     assert math.isfinite(ratio) and ratio > 0 and "fp32: median" in out and "int8: median" in out
+    ov = dict(re.findall(r"ratio (openvino fp32|openvino int8)/fp32 \(median latency, fp32 = ONNX Runtime\): (\S+)", out))
+    assert set(ov) == {"openvino fp32", "openvino int8"} and all(float(v) > 0 for v in ov.values()), out

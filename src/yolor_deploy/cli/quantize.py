@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "quantize an ONNX export to int8 (ONNX Runtime static QDQ), calibrated on images"
+HELP = "quantize an ONNX export to int8 (ONNX Runtime QDQ, or OpenVINO IR via NNCF), calibrated on images"
 DESCRIPTION = """\
 Quantize an fp32 ONNX export (opset 13 or higher) to int8 with ONNX Runtime's static QDQ
 quantization: int8 weights (per output channel by default), uint8 activations whose ranges are
@@ -13,13 +13,16 @@ calibrated on real images, preprocessed as the runtime does (letterbox to the mo
 decode destroys the boxes). The metadata is kept, with "quantized": "int8-qdq" added.
 
 Use the int8 model with ONNX Runtime (`predict`, `val`, `bench` take it as any .onnx). It is not
-meant for OpenVINO (it crashed compiling ORT's QDQ file; use OpenVINO's own NNCF) nor TensorRT.
-On yolor-p6 @640 (2 cores, AVX2) it ran 1.9x faster than fp32 (scripts/bench_int8.py). Check its
-accuracy on your data with --val-images/--val-labels: mAP of the fp32 and int8 models side by side.
+meant for OpenVINO (it crashed compiling ORT's QDQ file) nor TensorRT: for OpenVINO use
+--backend openvino, which quantizes with OpenVINO's own NNCF (same calibration batches, the decode
+kept float) and writes an IR, MODEL-int8.xml + .bin. On yolor-p6 @640 (2 cores, AVX2) the ORT int8
+model ran 1.9x faster than fp32 (scripts/bench_int8.py). Check accuracy on your data with
+--val-images/--val-labels: mAP of the fp32 and int8 models side by side.
 
 examples:
   yolor-deploy quantize yolor-p6-640x640.onnx --calib data/val/images --calib-size 64
   yolor-deploy quantize model.onnx --calib imgs/ -o model-int8.onnx --val-images imgs --val-labels labels
+  yolor-deploy quantize model.onnx --calib imgs/ --backend openvino     (model-int8.xml + .bin)
 """
 
 
@@ -33,21 +36,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 weights per output channel (default on)")
     p.add_argument("--method", choices=["minmax", "percentile"], default="minmax",
                    help="activation ranges: min/max, or the 99.999th percentile (default minmax)")
-    p.add_argument("-o", "--output", type=Path, default=None, help="output .onnx (default: MODEL-int8.onnx)")
+    p.add_argument("--backend", choices=["onnxruntime", "openvino"], default="onnxruntime",
+                   help="the runtime the int8 model is for: onnxruntime (QDQ .onnx, default) or openvino "
+                        "(NNCF, IR .xml + .bin; needs yolor-deploy[openvino])")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output .onnx, or .xml for openvino (default: MODEL-int8.onnx / MODEL-int8.xml)")
     p.add_argument("--val-images", type=Path, default=None, metavar="DIR",
                    help="after quantizing, measure mAP of fp32 and int8 on these images")
     p.add_argument("--val-labels", type=Path, default=None, metavar="DIR", help="YOLO txt labels for --val-images")
 
 
-def default_output(model: Path) -> Path:
-    return model.with_name(f"{model.stem}-int8.onnx")
+def default_output(model: Path, backend: str = "onnxruntime") -> Path:
+    return model.with_name(f"{model.stem}-int8{'.xml' if backend == 'openvino' else '.onnx'}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from ..errors import InputError
     from ..export.quantize import QuantizeOptions, evaluate_pair, quantize_onnx
+    from ._common import wide_console
     from .predict import warnings_to_stderr
 
     if (args.val_images is None) != (args.val_labels is None):
@@ -55,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
     for d in (args.val_images, args.val_labels):  # fail before the long part, not after it
         if d is not None and not d.is_dir():
             raise InputError(f"{d}: no such folder")
-    out = args.output or default_output(args.model)
-    opts = QuantizeOptions(calib_size=args.calib_size, per_channel=args.per_channel, method=args.method)
-    console = Console()
+    out = args.output or default_output(args.model, args.backend)
+    opts = QuantizeOptions(calib_size=args.calib_size, per_channel=args.per_channel, method=args.method,
+                           backend=args.backend)
+    console = wide_console()
     with warnings_to_stderr():
         with console.status(f"quantizing {args.model} ..."):
             res = quantize_onnx(args.model, out, args.calib, opts)
@@ -65,12 +72,19 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning: {note}[/]", highlight=False)
         q = res.metadata["quantization"]
         ops = res.op_types
-        console.print(f"calibrated on {q['calibration_images']} image(s) ({args.method}); "
-                      f"{ops.get('QuantizeLinear', 0)} QuantizeLinear, {ops.get('DequantizeLinear', 0)} "
-                      f"DequantizeLinear; {len(res.float_nodes)} decode/NMS nodes kept float", highlight=False)
-        console.print(f"[green]saved {out}[/] ({res.bytes_out / 1e6:.1f} MB, fp32 {res.bytes_in / 1e6:.1f} MB; "
-                      f"int8 QDQ, per-channel {'on' if args.per_channel else 'off'}) in {res.seconds:.1f} s",
-                      highlight=False)
+        if args.backend == "openvino":
+            console.print(f"calibrated on {q['calibration_images']} image(s) (NNCF); {ops.get('FakeQuantize', 0)} "
+                          f"FakeQuantize; {len(res.float_nodes)} decode/NMS nodes kept float", highlight=False)
+            console.print(f"[green]saved {out}[/] + {out.with_suffix('.bin').name} ({res.bytes_out / 1e6:.1f} MB "
+                          f"weights, fp32 ONNX {res.bytes_in / 1e6:.1f} MB; OpenVINO int8) in {res.seconds:.1f} s",
+                          highlight=False)
+        else:
+            console.print(f"calibrated on {q['calibration_images']} image(s) ({args.method}); "
+                          f"{ops.get('QuantizeLinear', 0)} QuantizeLinear, {ops.get('DequantizeLinear', 0)} "
+                          f"DequantizeLinear; {len(res.float_nodes)} decode/NMS nodes kept float", highlight=False)
+            console.print(f"[green]saved {out}[/] ({res.bytes_out / 1e6:.1f} MB, fp32 {res.bytes_in / 1e6:.1f} MB; "
+                          f"int8 QDQ, per-channel {'on' if args.per_channel else 'off'}) in {res.seconds:.1f} s",
+                          highlight=False)
         if args.val_images is not None:
             with console.status("measuring mAP of fp32 and int8 ..."):
                 m32, m8 = evaluate_pair(args.model, out, args.val_images, args.val_labels)

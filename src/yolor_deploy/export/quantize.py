@@ -1,4 +1,5 @@
-"""`quantize_onnx`: an fp32 ONNX export -> ONNX Runtime static int8 model (QDQ format).
+"""`quantize_onnx`: an fp32 ONNX export -> ONNX Runtime static int8 model (QDQ format), or, with
+`backend="openvino"`, an OpenVINO int8 IR made by NNCF (`quantize_openvino`).
 
 What stays float, and why (measured on the trained shapes model, 20 images at 256):
 - the *tail*, every node after the last Conv on its path: the box decode (grid from CumSum,
@@ -34,6 +35,7 @@ from . import passes
 MIN_QUANT_OPSET = 13  # per-axis DequantizeLinear
 METHODS = ("minmax", "percentile")
 QUANTIZED_TAG = "int8-qdq"
+QUANT_BACKENDS = ("onnxruntime", "openvino")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class QuantizeOptions:
     per_channel: bool = True
     method: str = "minmax"  # or "percentile" (99.999th percentile of a histogram)
     providers: Sequence[str] | None = None  # for the calibration runs (default: CPU)
+    backend: str = "onnxruntime"  # or "openvino": NNCF int8, written as an OpenVINO IR (.xml + .bin)
 
 
 @dataclass
@@ -72,10 +75,10 @@ def opset_version(model: onnx.ModelProto) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def check_quantizable(model: onnx.ModelProto, source: str = "model") -> dict:
+def check_quantizable(model: onnx.ModelProto, source: str = "model", backend: str = "onnxruntime") -> dict:
     """Our metadata of `model`, or InputError saying why it cannot be quantized here."""
     opset = opset_version(model)
-    if opset < MIN_QUANT_OPSET:
+    if backend == "onnxruntime" and opset < MIN_QUANT_OPSET:
         raise InputError(f"{source}: opset {opset} cannot hold per-channel int8 (DequantizeLinear with an "
                          f"axis needs opset {MIN_QUANT_OPSET}); re-export with `--opset {MIN_QUANT_OPSET}` or higher")
     meta = passes.get_metadata(model)
@@ -222,41 +225,86 @@ def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
         return onnx.load(str(dst)), keep_float
 
 
-def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path],
-                  options: QuantizeOptions | None = None, **kwargs) -> QuantizeResult:
-    """Quantize the fp32 export `model` to int8 QDQ, calibrated on the images of `calib` (files,
-    folders, globs), and write it to `out` atomically with our metadata plus `"quantized"`."""
-    from ..runtime.atomic import atomic_path
-
-    t0 = time.perf_counter()
-    o = options or QuantizeOptions(**kwargs)
+def check_options(o: QuantizeOptions) -> None:
+    if o.backend not in QUANT_BACKENDS:
+        raise InputError(f"quantization backend {o.backend!r}: choose one of {', '.join(QUANT_BACKENDS)}")
     if o.method not in METHODS:
         raise InputError(f"calibration method {o.method!r}: choose one of {', '.join(METHODS)}")
     if o.calib_size < 1:
         raise InputError(f"calibration size must be at least 1, got {o.calib_size}")
+    if o.backend == "openvino" and (o.method != "minmax" or not o.per_channel):
+        raise InputError("--method and --no-per-channel are ONNX Runtime options; NNCF (openvino) picks its "
+                         "own ranges and quantizes weights per channel")
+
+
+def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path],
+                  options: QuantizeOptions | None = None, **kwargs) -> QuantizeResult:
+    """Quantize the fp32 export `model` to int8, calibrated on the images of `calib` (files, folders,
+    globs), and write it to `out` atomically with our metadata plus `"quantized"`: an ONNX Runtime QDQ
+    `.onnx` (`backend="onnxruntime"`), or an OpenVINO IR `.xml` + `.bin` made by NNCF (`"openvino"`)."""
+    t0 = time.perf_counter()
+    o = options or QuantizeOptions(**kwargs)
+    check_options(o)
     src, out = Path(model), Path(out)
     if out.is_dir():
         raise InputError(f"{out}: output path is a directory")
     if out.resolve() == src.resolve():
         raise InputError(f"{out}: would overwrite the fp32 model; choose another output")
+    if o.backend == "openvino":
+        from .quantize_openvino import check_ir_output
+
+        check_ir_output(out)
     proto = load_fp32_model(src)
-    meta = check_quantizable(proto, str(src))
+    meta = check_quantizable(proto, str(src), o.backend)
     images = calibration_images(calib, o.calib_size)
     notes: list[str] = []
     batches = calibration_batches(src, images, warn=notes.append)
+    n_calib = len(images) - len(notes)
+    if o.backend == "openvino":
+        qmeta, keep_float, op_counts, bytes_out = _quantize_openvino(proto, batches, meta, n_calib, out)
+    else:
+        qmeta, keep_float, op_counts, bytes_out = _quantize_ort(proto, batches, meta, n_calib, out, o)
+    return QuantizeResult(out, qmeta, list(images), keep_float, src.stat().st_size, bytes_out,
+                          time.perf_counter() - t0, op_counts, notes)
+
+
+def _quantize_ort(proto, batches, meta, n_calib, out: Path, o: QuantizeOptions):
+    from ..runtime.atomic import atomic_path
+
     qproto, keep_float = quantize_model(proto, batches, o)
     qmeta = {**meta, "quantized": QUANTIZED_TAG,
              "quantization": {"format": "QDQ", "weights": "int8", "activations": "uint8",
                               "per_channel": o.per_channel, "calibration": o.method,
-                              "calibration_images": len(images) - len(notes), "float_nodes": len(keep_float)}}
+                              "calibration_images": n_calib, "float_nodes": len(keep_float)}}
     qproto = passes.set_metadata(qproto, qmeta)
     try:
         with atomic_path(out) as tmp:
             onnx.save(qproto, str(tmp))
     except OSError as e:
         raise InputError(f"{out}: cannot write ({e.strerror or e})") from None
-    return QuantizeResult(out, qmeta, list(images), keep_float, src.stat().st_size, out.stat().st_size,
-                          time.perf_counter() - t0, passes.op_types(qproto), notes)
+    return qmeta, keep_float, passes.op_types(qproto), out.stat().st_size
+
+
+def _quantize_openvino(proto, batches, meta, n_calib, out: Path):
+    from .openvino_ir import install_ir, ir_workdir
+    from .quantize_openvino import NNCF_TAG, float_tail_is_kept, quantize_to_ir
+
+    proto = name_nodes(passes.unique_opsets(onnx.ModelProto.FromString(proto.SerializeToString())))
+    keep_float = tail_nodes(proto)
+    qmeta = {**meta, "quantized": NNCF_TAG,
+             "quantization": {"format": "OpenVINO IR (NNCF FakeQuantize)", "weights": "int8", "activations": "int8",
+                              "per_channel": True, "calibration": "nncf performance preset",
+                              "calibration_images": n_calib, "float_nodes": len(keep_float)}}
+    try:
+        with ir_workdir(out) as d:
+            xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d)
+            if not float_tail_is_kept(xml, keep_float):
+                raise ExportError(f"{out}: NNCF quantized the box decode (its FakeQuantize feeds a kept-float "
+                                  f"node); refusing to write a model whose boxes would be wrong")
+            xml, bin_ = install_ir(xml, out)
+    except OSError as e:
+        raise InputError(f"{out}: cannot write ({e.strerror or e})") from None
+    return qmeta, keep_float, op_counts, bin_.stat().st_size
 
 
 def evaluate_pair(fp32: str | Path, int8: str | Path, images: str | Path, labels: str | Path, **detector_kw):

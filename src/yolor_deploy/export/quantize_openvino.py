@@ -1,0 +1,93 @@
+"""fp32 ONNX export -> OpenVINO int8 IR with NNCF post-training quantization.
+
+OpenVINO cannot take ONNX Runtime's QDQ file (it crashed compiling one, ../shared/spec), so its int8
+comes from its own tool: NNCF inserts FakeQuantize nodes into the OpenVINO model, calibrated on the
+same preprocessed batches as the ORT path. The decode and any NMS graph (`quantize.tail_nodes`)
+are an ignored scope, as in the ORT path: quantizing the box decode destroys the boxes. NNCF's
+`PERFORMANCE` preset: symmetric int8 weights (per channel) and activations, what the CPU plugin
+runs fastest.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import ExportError, InputError
+from ..runtime.metadata import METADATA_KEY
+
+NNCF_TAG = "int8-nncf"
+
+
+def import_nncf():
+    try:
+        import nncf
+    except ImportError:
+        raise InputError("OpenVINO int8 needs NNCF: pip install 'yolor-deploy[openvino]'") from None
+    return nncf
+
+
+@contextlib.contextmanager
+def _quiet_nncf():
+    """NNCF logs INFO lines and draws its own progress bars on stdout: keep our output clean."""
+    nncf = import_nncf()
+    before = logging.getLogger("nncf").level
+    nncf.set_log_level(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield nncf
+    finally:
+        nncf.set_log_level(before or logging.INFO)
+
+
+def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float: list[str],
+                   metadata: dict, workdir: str | Path) -> tuple[Path, dict]:
+    """Quantize `model` (fp32, nodes named) with NNCF on `batches`, the nodes `keep_float` ignored; save
+    `workdir/model.xml` (+ .bin) with `metadata` in rt_info. Returns (xml path, op type counts)."""
+    from ..runtime.openvino_backend import import_openvino
+
+    ov = import_openvino()
+    workdir = Path(workdir)
+    src = workdir / "fp32.onnx"
+    onnx.save(model, str(src))
+    ov_model = ov.Core().read_model(str(src))
+    with _quiet_nncf() as nncf:
+        try:
+            q = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches),
+                              preset=nncf.QuantizationPreset.PERFORMANCE,
+                              ignored_scope=nncf.IgnoredScope(names=keep_float, validate=False))
+        except Exception as e:  # noqa: BLE001 - NNCF raises many types; report one line
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ExportError(f"NNCF quantization failed: {msg[:300]}") from None
+    q.set_rt_info(json.dumps(metadata), [METADATA_KEY])
+    xml = workdir / "model.xml"
+    ov.save_model(q, str(xml), compress_to_fp16=False)
+    src.unlink()
+    return xml, dict(Counter(op.get_type_name() for op in q.get_ops()))
+
+
+def float_tail_is_kept(xml: str | Path, keep_float: list[str]) -> bool:
+    """True when no FakeQuantize feeds a node of `keep_float` in the saved IR (checked, not assumed)."""
+    from ..runtime.openvino_backend import import_openvino
+
+    ov = import_openvino()
+    names = set(keep_float)
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_friendly_name() in names:
+            for i in range(op.get_input_size()):
+                if op.input_value(i).get_node().get_type_name() == "FakeQuantize":
+                    return False
+    return True
+
+
+def check_ir_output(out: Path) -> None:
+    if out.suffix.lower() != ".xml":
+        raise InputError(f"{out}: an OpenVINO int8 model is an IR: give an output ending in .xml (its .bin goes beside it)")
