@@ -1,16 +1,20 @@
-"""`yolor-deploy info`: what a checkpoint contains."""
+"""`yolor-deploy info`: what a checkpoint, or an exported model, contains."""
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ._common import add_model_arguments, imgsz_arg
+from ._common import add_model_arguments, imgsz_arg, wide_console
 
-HELP = "show branch, variant, classes, strides, anchors, parameters and GFLOPs of a checkpoint"
+HELP = "describe a checkpoint (classes, strides, anchors, parameters, GFLOPs) or an exported .onnx/.xml model"
 DESCRIPTION = """\
-Load a checkpoint safely (no upstream code, no arbitrary unpickling) and describe it.
+Load a checkpoint safely (no upstream code, no arbitrary unpickling) and describe it. Given an
+exported model (.onnx, or an OpenVINO .xml IR), show its input and outputs and the metadata the
+runtime will use (classes, strides, size, NMS, fp16/int8, source checkpoint hash), without torch.
 
 examples:
   yolor-deploy info yolor-p6.pt
+  yolor-deploy info yolor-p6-640x640.onnx --json
   yolor-deploy info yolor_p6.pt --cfg yolor_p6 --imgsz 1280
   yolor-deploy info yolor-p6          (a registered variant: random weights)
 """
@@ -37,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from rich.console import Console
     from rich.table import Table
+
+    from ..runtime.describe import MODEL_SUFFIXES
+
+    if Path(args.checkpoint).suffix.lower() in MODEL_SUFFIXES:
+        return _model_file(args, json)
 
     from ..nn.registry import VARIANTS, create_model
 
@@ -63,5 +71,40 @@ def run(args: argparse.Namespace) -> int:
                  (f"GFLOPs @{info['imgsz'][0]}x{info['imgsz'][1]}", f"{info['gflops']:.1f}"),
                  ("sha256", info["sha256"] or "-")]:
         t.add_row(k, str(v))
-    Console().print(t)
+    wide_console().print(t)
+    return 0
+
+
+def _model_file(args: argparse.Namespace, json) -> int:
+    from rich.table import Table
+
+    from ..runtime.describe import describe_model
+
+    info = describe_model(args.checkpoint)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    t = Table(title=f"{args.checkpoint} ({info['format']})", show_header=False)
+    names = info["names"]
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    nms = info["nms"]
+    rows = [("runtime", f"{info['runtime']} (loaded in {info['load_s']:.2f} s)"),
+            ("input", f"{'x'.join(map(str, info['input']['shape']))} {info['input']['dtype']}"),
+            ("outputs", "\n".join(f"{k}: {'x'.join(map(str, v))}" for k, v in info["outputs"].items())),
+            ("metadata", info["metadata"]), ("classes", f"{len(names)}: {shown}"),
+            ("strides", ", ".join(map(str, info["stride"]))),
+            ("size", "dynamic" if info["dynamic"] else "x".join(map(str, info["imgsz"] or ["?"]))),
+            ("nms", "in the runtime (NumPy)" if nms["mode"] == "none" else
+             f"in the graph ({nms['mode']}): conf {nms['conf_thres']:g}, iou {nms['iou_thres']:g}, max {nms['max_det']}"),
+            ("precision", info["quantized"] or ("fp16 (fp32 interface)" if info["half"] else "fp32")),
+            ("source", f"{info['branch'] or '-'} {info['variant'] or ''} sha256 {info['source_sha256'] or '-'}"),
+            ("made by", f"yolor-deploy {info['version']}" if info["version"] else "-")]
+    if "opset" in info:
+        top = ", ".join(f"{k} {v}" for k, v in list(info["op_types"].items())[:8])
+        rows.append(("graph", f"opset {info['opset']}, {info['nodes']} nodes ({top}, ...)"))
+    for k, v in rows:
+        t.add_row(k, str(v))
+    wide_console().print(t)
+    for w in info["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     return 0

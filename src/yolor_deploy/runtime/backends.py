@@ -131,11 +131,13 @@ class OrtBackend:
         self.input_dtype = np.dtype(np.float16 if inp.type == "tensor(float16)" else np.float32)
         outputs = self.session.get_outputs()
         self.output_names = [o.name for o in outputs]
+        self.output_shapes = [tuple(_dim(d) for d in o.shape) for o in outputs]
         self.metadata = self._read_metadata(outputs)
 
     def _read_metadata(self, outputs) -> ModelMetadata:
         meta_map = self.session.get_modelmeta().custom_metadata_map or {}
-        return read_metadata(meta_map.get(METADATA_KEY), self.path, self.output_names,
+        self.metadata_text = meta_map.get(METADATA_KEY)
+        return read_metadata(self.metadata_text, self.path, self.output_names,
                              outputs[0].shape, self.input_shape)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:

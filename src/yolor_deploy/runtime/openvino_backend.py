@@ -76,7 +76,9 @@ class OpenVINOBackend:
         self.input_dtype = np.dtype(np.float16 if inputs[0].get_element_type().get_type_name() == "f16"
                                     else np.float32)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
-        self.metadata = read_metadata(rt_metadata(model), self.path, self.output_names,
+        self.output_shapes = [_shape(o.get_partial_shape()) for o in self.compiled.outputs]
+        self.metadata_text = rt_metadata(model)
+        self.metadata = read_metadata(self.metadata_text, self.path, self.output_names,
                                       _shape(self.compiled.outputs[0].get_partial_shape()), self.input_shape)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
