@@ -138,6 +138,7 @@ def test_backend_errors_are_one_line(ir, tmp_path, capsys):
         (lambda: open_backend(xml, backend="tflite"), "backend 'tflite': choose one of"),
         (lambda: open_backend(ir["static"].path, backend="onnxruntime:GPU"), "backend 'onnxruntime:GPU'"),
         (lambda: OpenVINOBackend(lonely), "lonely.xml: OpenVINO IR without its weights file lonely.bin"),
+        (lambda: open_backend(xml, providers="cuda"), "execution providers are an ONNX Runtime setting"),
         (lambda: OpenVINOBackend(xml, device="NPU7"), "OpenVINO device 'NPU7' is not available; available: CPU"),
     ]
     for call, msg in cases:

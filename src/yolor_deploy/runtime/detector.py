@@ -87,6 +87,9 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         kind = fits[0]
     elif kind not in fits:
         raise InputError(f"{path}: the {kind} backend cannot run a {suffix} file (use {' or '.join(fits)})")
+    if providers is not None and kind != "onnxruntime":
+        raise InputError(f"{path}: execution providers are an ONNX Runtime setting, and this model runs in "
+                         f"{kind} (for OpenVINO devices use --backend openvino:DEVICE)")
     if kind == "onnxruntime":
         return OrtBackend(path, providers=providers, threads=threads)
     if kind == "openvino":
