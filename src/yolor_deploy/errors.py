@@ -27,3 +27,10 @@ class VerificationError(YolorDeployError):
 
 class InputError(YolorDeployError):
     """An input image, video, folder or model file is unusable."""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name when empty), for one-line errors
+    about failures inside third-party code (exporters, runtimes, quantizers) whose messages span pages."""
+    line = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+    return line[:limit]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, UnsafePickleError
+from ..errors import CheckpointError, UnsafePickleError, first_line
 
 # Real objects a checkpoint may reference (data constructors only).
 _SAFE: dict[tuple[str, str], object] = {
@@ -141,5 +141,4 @@ def safe_torch_load(path: str | Path):
         raise
     except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, RuntimeError, ValueError, KeyError,
             io.UnsupportedOperation, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {msg}") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {first_line(e)}") from None

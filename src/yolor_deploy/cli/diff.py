@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import wide_console
 
     from ..checkpoint import load_checkpoint
-    from ..errors import InputError
+    from ..errors import InputError, first_line
     from ..runtime.atomic import write_json
     from ..verify.layer_diff import DEFAULT_RTOL, HALF_RTOL, diff_layers, diff_table, first_divergence
     from .predict import warnings_to_stderr
@@ -136,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             diffs = diff_layers(model, proto, x, rtol=rtol)
         except Exception as e:  # noqa: BLE001 - ORT and onnx raise many types; report one line
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"{args.onnx}: cannot run the layer comparison ({msg})") from None
+            raise InputError(f"{args.onnx}: cannot run the layer comparison ({first_line(e)})") from None
     src = f"{args.image} (letterboxed)" if args.image else "seeded random input"
     console.print(f"per-layer diff: {args.onnx} (ONNX Runtime) vs {args.checkpoint} (PyTorch)\n"
                   f"input: {src}, {batch}x3x{hw[0]}x{hw[1]}; rtol {rtol:g}",

@@ -18,7 +18,7 @@ import onnx
 import torch
 
 from .. import __version__
-from ..errors import ExportError, VerificationError
+from ..errors import ExportError, VerificationError, first_line
 from ..nn.model import YOLORModel
 from . import passes
 from .fuse import prepare_for_export
@@ -119,8 +119,7 @@ def build_raw_onnx(model: YOLORModel, o: ExportOptions) -> tuple[onnx.ModelProto
         with export_context(), torch.no_grad():
             proto = passes.export_module(wrapper, example, ["images"], ["output"], dyn, o.opset)
     except Exception as e:  # noqa: BLE001 - the exporter raises many types; report one line
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"torch.onnx.export failed at opset {o.opset}: {msg}") from None
+        raise ExportError(f"torch.onnx.export failed at opset {o.opset}: {first_line(e)}") from None
     if o.simplify:
         proto = passes.simplify(proto)
     return proto, getattr(emodel, "fold_counts", {})

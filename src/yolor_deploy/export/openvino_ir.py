@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 from ..runtime.metadata import METADATA_KEY
 
 
@@ -25,24 +25,32 @@ def ir_paths(out: str | Path) -> tuple[Path, Path]:
     return out.with_suffix(".xml"), out.with_suffix(".bin")
 
 
-def convert_to_ir(model: onnx.ModelProto, metadata: dict, workdir: str | Path) -> Path:
-    """Convert `model` into `workdir/model.xml` (+ .bin) with `metadata`; return the .xml path."""
+def read_onnx(model: onnx.ModelProto, workdir: str | Path):
+    """`model` as an OpenVINO model, read by OpenVINO's ONNX reader (through `workdir/model.onnx`, which
+    stays there until the workdir is removed: OpenVINO may map its weights)."""
     from ..runtime.openvino_backend import import_openvino
 
-    ov = import_openvino()
-    workdir = Path(workdir)
-    src = workdir / "model.onnx"
+    src = Path(workdir) / "model.onnx"
     onnx.save(model, str(src))
     try:
-        ov_model = ov.Core().read_model(str(src))
+        return import_openvino().Core().read_model(str(src))
     except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
-        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"OpenVINO cannot convert the ONNX model: {first[:300]}") from None
+        raise ExportError(f"OpenVINO cannot convert the ONNX model: {first_line(e)}") from None
+
+
+def save_ir(ov_model, metadata: dict, workdir: str | Path) -> Path:
+    """Write `ov_model` with `metadata` in its rt_info as `workdir/model.xml` (+ .bin); return the .xml."""
+    from ..runtime.openvino_backend import import_openvino
+
     ov_model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
-    xml = workdir / "model.xml"
-    ov.save_model(ov_model, str(xml), compress_to_fp16=False)
-    src.unlink()
+    xml = Path(workdir) / "model.xml"
+    import_openvino().save_model(ov_model, str(xml), compress_to_fp16=False)
     return xml
+
+
+def convert_to_ir(model: onnx.ModelProto, metadata: dict, workdir: str | Path) -> Path:
+    """Convert `model` into `workdir/model.xml` (+ .bin) with `metadata`; return the .xml path."""
+    return save_ir(read_onnx(model, workdir), metadata, workdir)
 
 
 def install_ir(xml: Path, out: str | Path) -> tuple[Path, Path]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ExportError, InputError
+from ..errors import ExportError, InputError, first_line
 from . import passes
 
 MIN_QUANT_OPSET = 13  # per-axis DequantizeLinear
@@ -220,8 +220,7 @@ def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
                             calibrate_method=method, nodes_to_exclude=keep_float, extra_options=extra,
                             calibration_providers=list(o.providers) if o.providers else None)
         except Exception as e:  # noqa: BLE001 - ORT raises many types; report one line
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportError(f"ONNX Runtime quantization failed: {msg}") from None
+            raise ExportError(f"ONNX Runtime quantization failed: {first_line(e)}") from None
         return onnx.load(str(dst)), keep_float
 
 

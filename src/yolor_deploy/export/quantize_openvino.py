@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import warnings
 from collections import Counter
@@ -20,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ExportError, InputError
-from ..runtime.metadata import METADATA_KEY
+from ..errors import ExportError, InputError, first_line
 
 NNCF_TAG = "int8-nncf"
 
@@ -52,25 +50,17 @@ def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float
                    metadata: dict, workdir: str | Path) -> tuple[Path, dict]:
     """Quantize `model` (fp32, nodes named) with NNCF on `batches`, the nodes `keep_float` ignored; save
     `workdir/model.xml` (+ .bin) with `metadata` in rt_info. Returns (xml path, op type counts)."""
-    from ..runtime.openvino_backend import import_openvino
+    from .openvino_ir import read_onnx, save_ir
 
-    ov = import_openvino()
-    workdir = Path(workdir)
-    src = workdir / "fp32.onnx"
-    onnx.save(model, str(src))
-    ov_model = ov.Core().read_model(str(src))
+    ov_model = read_onnx(model, workdir)
     with _quiet_nncf() as nncf:
         try:
             q = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches),
                               preset=nncf.QuantizationPreset.PERFORMANCE,
                               ignored_scope=nncf.IgnoredScope(names=keep_float, validate=False))
         except Exception as e:  # noqa: BLE001 - NNCF raises many types; report one line
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportError(f"NNCF quantization failed: {msg[:300]}") from None
-    q.set_rt_info(json.dumps(metadata), [METADATA_KEY])
-    xml = workdir / "model.xml"
-    ov.save_model(q, str(xml), compress_to_fp16=False)
-    src.unlink()
+            raise ExportError(f"NNCF quantization failed: {first_line(e)}") from None
+    xml = save_ir(q, metadata, workdir)
     return xml, dict(Counter(op.get_type_name() for op in q.get_ops()))
 
 

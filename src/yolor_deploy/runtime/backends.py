@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InputError, YolorDeployError
+from ..errors import InputError, YolorDeployError, first_line
 from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
 
 NMS_OUTPUTS = ("num_dets", "boxes", "scores", "classes")
@@ -107,7 +107,7 @@ class OrtBackend:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
         except Exception as e:  # ORT raises its own pybind exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = first_line(e)
             if "EfficientNMS_TRT" in str(e):
                 msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
                        "--providers tensorrt, or export with --nms onnx or none")

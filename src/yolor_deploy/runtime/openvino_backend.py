@@ -8,16 +8,16 @@ ONNX reader keeps under `rt_info["framework"]`.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .backends import _dim, read_metadata
 from .metadata import METADATA_KEY
 
-OPENVINO_SUFFIXES = (".xml",)
 DEFAULT_DEVICE = "CPU"
 
 
@@ -50,7 +50,7 @@ class OpenVINOBackend:
             raise InputError(f"{path}: OpenVINO IR without its weights file {path.with_suffix('.bin').name}")
         device = (device or DEFAULT_DEVICE).upper()
         core = ov.Core()
-        if device not in core.available_devices and device.split(".")[0] not in ("AUTO", "MULTI", "HETERO"):
+        if device not in core.available_devices and re.split(r"[.:]", device)[0] not in ("AUTO", "MULTI", "HETERO"):
             raise InputError(f"{path}: OpenVINO device {device!r} is not available; available: "
                              f"{', '.join(core.available_devices)}")
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
@@ -61,8 +61,7 @@ class OpenVINOBackend:
             model = core.read_model(str(path))
             self.compiled = core.compile_model(model, device, config if device == "CPU" else {})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
-            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-            raise InputError(f"{path}: cannot load model in OpenVINO ({(lines[0] if lines else type(e).__name__)[:300]})") from None
+            raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
         self.request = self.compiled.create_infer_request()
         self.load_seconds = time.perf_counter() - t0
         self.name = f"openvino {ov.get_version().split('-')[0]} ({device})"
