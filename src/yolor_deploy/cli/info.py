@@ -41,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from rich.table import Table
-
     from ..runtime.describe import MODEL_SUFFIXES
 
     if Path(args.checkpoint).suffix.lower() in MODEL_SUFFIXES:
@@ -60,38 +58,43 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    t = Table(title=f"{args.checkpoint}", show_header=False)
-    names = info["names"]
-    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-    for k, v in [("branch", info["branch"]), ("variant", info["variant"]), ("classes", f"{info['nc']}: {shown}"),
-                 ("strides", ", ".join(map(str, info["strides"]))),
-                 ("anchors (px)", "\n".join(f"P{s}: " + " ".join(f"{w:g}x{h:g}" for w, h in a)
-                                            for s, a in zip(info["strides"], info["anchors"]))),
-                 ("parameters", f"{info['parameters']:,}"),
-                 (f"GFLOPs @{info['imgsz'][0]}x{info['imgsz'][1]}", f"{info['gflops']:.1f}"),
-                 ("sha256", info["sha256"] or "-")]:
-        t.add_row(k, str(v))
-    wide_console().print(t)
+    _show(f"{args.checkpoint}", [
+        ("branch", info["branch"]), ("variant", info["variant"]), ("classes", _classes(info["names"])),
+        ("strides", ", ".join(map(str, info["strides"]))),
+        ("anchors (px)", "\n".join(f"P{s}: " + " ".join(f"{w:g}x{h:g}" for w, h in a)
+                                   for s, a in zip(info["strides"], info["anchors"]))),
+        ("parameters", f"{info['parameters']:,}"),
+        (f"GFLOPs @{info['imgsz'][0]}x{info['imgsz'][1]}", f"{info['gflops']:.1f}"),
+        ("sha256", info["sha256"] or "-")])
     return 0
 
 
-def _model_file(args: argparse.Namespace, json) -> int:
+def _classes(names: list[str]) -> str:
+    """"N: a, b, c" with at most 12 names spelled out."""
+    return f"{len(names)}: " + ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+
+
+def _show(title: str, rows: list[tuple[str, object]]) -> None:
     from rich.table import Table
 
+    t = Table(title=title, show_header=False)
+    for k, v in rows:
+        t.add_row(k, str(v))
+    wide_console().print(t)
+
+
+def _model_file(args: argparse.Namespace, json) -> int:
     from ..runtime.describe import describe_model
 
     info = describe_model(args.checkpoint)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    t = Table(title=f"{args.checkpoint} ({info['format']})", show_header=False)
-    names = info["names"]
-    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
     nms = info["nms"]
     rows = [("runtime", f"{info['runtime']} (loaded in {info['load_s']:.2f} s)"),
             ("input", f"{'x'.join(map(str, info['input']['shape']))} {info['input']['dtype']}"),
             ("outputs", "\n".join(f"{k}: {'x'.join(map(str, v))}" for k, v in info["outputs"].items())),
-            ("metadata", info["metadata"]), ("classes", f"{len(names)}: {shown}"),
+            ("metadata", info["metadata"]), ("classes", _classes(info["names"])),
             ("strides", ", ".join(map(str, info["stride"]))),
             ("size", "dynamic" if info["dynamic"] else "x".join(map(str, info["imgsz"] or ["?"]))),
             ("nms", "in the runtime (NumPy)" if nms["mode"] == "none" else
@@ -102,9 +105,7 @@ def _model_file(args: argparse.Namespace, json) -> int:
     if "opset" in info:
         top = ", ".join(f"{k} {v}" for k, v in list(info["op_types"].items())[:8])
         rows.append(("graph", f"opset {info['opset']}, {info['nodes']} nodes ({top}, ...)"))
-    for k, v in rows:
-        t.add_row(k, str(v))
-    wide_console().print(t)
+    _show(f"{args.checkpoint} ({info['format']})", rows)
     for w in info["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0
