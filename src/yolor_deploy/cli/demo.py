@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export import ExportOptions, export_onnx
     from ..errors import ConfigError
     from ..nn.registry import VARIANTS, create_model
-    from ..verify.verify import report_table
+    from ..verify.table import report_table
     from ._common import wide_console
     from .main import main as cli_main
 

@@ -64,16 +64,23 @@ def run(args: argparse.Namespace) -> int:
     from ..assets import sample_image
     from ..export import ExportOptions, export_onnx
     from ..nn.registry import VARIANTS, create_model
-    from ..verify.verify import report_table
+    from ..checkpoint import load_checkpoint
+    from ..export.onnx_export import round_imgsz
+    from ..verify.table import report_table
 
     console = wide_console()
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    imgsz = imgsz_arg(args.imgsz)
+    requested = imgsz_arg(args.imgsz)
+    with console.status(f"loading {args.checkpoint} ..."):
+        if args.checkpoint in VARIANTS and not Path(args.checkpoint).exists():
+            console.print(f"[yellow]{args.checkpoint}: registered variant, seeded random weights (no download)[/]")
+            model = create_model(args.checkpoint, seed=0)
+        else:
+            model = load_checkpoint(args.checkpoint, cfg=args.cfg)
+    imgsz, notes = round_imgsz(requested, max(model.strides))
+    for n in notes:
+        console.print(f"[yellow]note: {n}[/]")
     out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms)
-    model = args.checkpoint
-    if args.checkpoint in VARIANTS and not Path(args.checkpoint).exists():
-        console.print(f"[yellow]{args.checkpoint}: registered variant, seeded random weights (no download)[/]")
-        model = create_model(args.checkpoint, seed=0)
     opts = ExportOptions(imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
                          simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
@@ -81,9 +88,13 @@ def run(args: argparse.Namespace) -> int:
                          verify_openvino=args.verify_openvino, openvino=args.openvino,
                          report=args.report)
     with console.status(f"exporting {args.checkpoint} ..."):
-        result = export_onnx(model, out, cfg=args.cfg, options=opts)
+        result = export_onnx(model, out, options=opts)
     if result.report is not None:
         console.print(report_table(result.report))
+        for line in result.report.not_checked():
+            console.print(f"[yellow]not checked: {line}[/]")
+        if not result.report.checked:
+            console.print("[yellow]warning: verification inconclusive: no case could be checked (see above)[/]")
     folds = ", ".join(f"{k} {v}" for k, v in result.fold_counts.items()) or "none"
     console.print(f"folded: {folds}; ScatterND nodes: {result.op_types.get('ScatterND', 0)}")
     console.print(f"[green]saved {out}[/] ({out.stat().st_size / 1e6:.1f} MB, opset {opts.opset}, "

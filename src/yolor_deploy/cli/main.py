@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": "yolor_deploy.cli.demo",
     "info": "yolor_deploy.cli.info",
     "export": "yolor_deploy.cli.export",
+    "verify": "yolor_deploy.cli.verify",
     "diff": "yolor_deploy.cli.diff",
     "predict": "yolor_deploy.cli.predict",
     "bench": "yolor_deploy.cli.bench",

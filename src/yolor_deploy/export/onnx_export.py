@@ -136,42 +136,25 @@ def build_metadata(model: YOLORModel, o: ExportOptions) -> dict:
     }
 
 
-def _verify(model: YOLORModel, raw: onnx.ModelProto, final: onnx.ModelProto, o: ExportOptions,
-            ir_xml: Path | None = None):
-    """ONNX Runtime vs PyTorch (raw output, then the NMS graph); OpenVINO too when asked, or on the IR
-    (`ir_xml`, the file that will be shipped) when one is made."""
-    from ..runtime.backends import cpu_session
-    from ..verify.verify import verification_inputs, verify_nms_graph, verify_raw
+def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml: Path | None = None):
+    """The exported graph in ONNX Runtime vs PyTorch (raw output, NMS graph, graph structure); OpenVINO
+    too when asked, or on the IR (`ir_xml`, the file that will be shipped) when one is made. The same
+    functions as `yolor-deploy verify`, with the PyTorch references computed once."""
+    from ..verify.exported import references, verify_onnx, verify_openvino
+    from ..verify.verify import verification_inputs
 
     inputs = verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image)
-    raw_sess = cpu_session(raw)
-    kw = dict(half=o.half, conf_thres=o.conf_thres, iou_thres=o.iou_thres, max_det=o.max_det)
-    report = verify_raw(model, raw_sess, inputs, **kw)
-    if o.nms == "onnx":
-        report.nms = verify_nms_graph(raw_sess, cpu_session(final), inputs, o.conf_thres, o.iou_thres, o.max_det)
-    elif o.nms == "trt":
-        onnx.checker.check_model(final)
-        report.nms = {"mode": "trt", "passed": True, "reason": "",
-                      "note": "EfficientNMS_TRT runs only in TensorRT: raw outputs verified, graph checked"}
+    refs = references(model, inputs)
+    report, _ = verify_onnx(model, final, o.verify_image, o.imgsz, refs)
     if ir_xml is not None or (o.verify_openvino and o.nms != "trt"):
-        from ..verify.openvino_session import OpenVINOSession
-
         with tempfile.TemporaryDirectory() as d:
-            if ir_xml is not None and o.nms == "none":
-                ov_raw = OpenVINOSession(ir_xml)
-            else:  # the raw predictions of the same network, to judge OpenVINO with the same rule
-                onnx.save(raw, f"{d}/raw.onnx")
-                ov_raw = OpenVINOSession(f"{d}/raw.onnx")
-            ov_report = verify_raw(model, ov_raw, inputs, **kw)
-            if o.nms == "onnx":
-                ov_final = OpenVINOSession(ir_xml) if ir_xml is not None else None
-                if ov_final is None:
-                    onnx.save(final, f"{d}/final.onnx")
-                    ov_final = OpenVINOSession(f"{d}/final.onnx")
-                report.nms_openvino = verify_nms_graph(ov_raw, ov_final, inputs, o.conf_thres, o.iou_thres,
-                                                       o.max_det)
+            target = ir_xml
+            if target is None:
+                target = Path(d) / "final.onnx"
+                onnx.save(final, str(target))
+            ov_report, _ = verify_openvino(model, target, o.verify_image, o.imgsz, refs)
         for c in ov_report.cases:
-            c.name = f"openvino {c.name}"
+            c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
         report.cases += ov_report.cases
     return report
 
@@ -217,7 +200,7 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
 
             ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
-            result.report = _verify(model, raw, final, o, ir_xml)
+            result.report = _verify(model, final, o, ir_xml)
             if o.report:
                 result.report.write_json(o.report)
             if not result.report.passed:

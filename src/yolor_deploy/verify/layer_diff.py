@@ -19,7 +19,7 @@ error) + rtol * max |fp64|:
   conv before it). Expected there; elsewhere it points at a fold;
 - "DIVERGED": off both; "skipped": nothing in the graph to compare.
 The decoded output (the tensor named `output`, also inside an NMS graph, whose tail is pruned off) is
-judged with the export verification rule (`tolerance.check_groups`). `--half` exports get a larger
+judged with the export verification rule (`rule.check_groups`). `--half` exports get a larger
 rtol (HALF_RTOL), applied to the decoded output too.
 """
 from __future__ import annotations
@@ -33,7 +33,9 @@ import onnx
 import torch
 
 from ..nn.model import YOLORModel
-from .tolerance import FACTOR, GROUPS, check_groups
+from .rule import GROUPS, check_groups, noise_stats
+
+FACTOR = 2.0  # per-layer tolerance: FACTOR x PyTorch fp32's own error + rtol x max|value|
 
 DEFAULT_RTOL = 1e-3
 HALF_RTOL = 2e-2  # fp16 activations: about 1e-3 relative per layer, accumulating
@@ -232,20 +234,21 @@ def _layer_rows(i, type_name, parts32, parts64, partsf, cands, values, rtol, not
     return rows
 
 
-def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, rtol: float) -> LayerDiff:
-    """The export verification rule per column group, plus `rtol` x max|group| (0 for fp32 exports)."""
+def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, pf: torch.Tensor, rtol: float) -> LayerDiff:
+    """The export verification rule (`rule.py`, noise from fp32 and folded fp32 PyTorch) per column group;
+    `rtol` (> 0 for --half exports) widens each group's tolerance by rtol x its largest value."""
     shape = tuple(p32.shape)
     if tuple(y.shape) != shape:
         nan = float("nan")
         return LayerDiff(None, None, "decode", shape, tuple(y.shape), OUTPUT, nan, nan, nan, nan, "DIVERGED",
                          "shape differs")
-    r32, r64 = p32.detach().numpy(), p64.detach().numpy()
-    groups = check_groups(y, r32, r64)
+    r32, r64, rf = p32.detach().numpy(), p64.detach().numpy(), pf.detach().numpy()
+    groups = check_groups(y, r64, noise_stats(r64, [r32, rf]))
     for g in groups:
         lo, hi = GROUPS[g.group]
         g.tolerance += rtol * float(np.abs(r64[..., lo:hi]).max(initial=0.0))
         g.passed = bool(np.isfinite(g.onnx_err) and g.onnx_err <= g.tolerance)
-    worst = max(groups, key=lambda g: g.onnx_err / g.tolerance)
+    worst = max(groups, key=lambda g: g.ratio)
     d = np.abs(y.astype(np.float64) - r32)
     mrel = float((d / np.maximum(np.abs(r64), 1e-3)).max()) if d.size else 0.0
     bad = [g.group for g in groups if not g.passed]
@@ -278,7 +281,7 @@ def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: n
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     o32, p32 = torch_layer_outputs(m32, xt)
     o64, p64 = torch_layer_outputs(m32.clone().double(), xt.double())
-    of, _ = torch_layer_outputs(prepare_for_export(m32, fold=True), xt)
+    of, pf = torch_layer_outputs(prepare_for_export(m32, fold=True), xt)
     tensors = layer_tensors(proto.graph, attr)
     has_output = any(OUTPUT in n.output for n in proto.graph.node)
     names = list(dict.fromkeys([t for ts in tensors.values() for t in ts] + [OUTPUT] * has_output))
@@ -299,7 +302,7 @@ def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: n
         rows += _layer_rows(i, type_name, _parts(o32[i]), _parts(o64[i]), _parts(of[i]), tensors[src], values,
                             rtol, note)
     if has_output:
-        rows.append(_output_row(values[OUTPUT], p32, p64, rtol if half else 0.0))
+        rows.append(_output_row(values[OUTPUT], p32, p64, pf, rtol if half else 0.0))
     return rows
 
 

@@ -24,6 +24,10 @@ class OpenVINOSession:
         except InputError as e:
             raise VerificationError(str(e)) from None
 
+    @property
+    def backend(self):
+        return self._backend
+
     def get_inputs(self):
         return [SimpleNamespace(name=self._backend.input_name)]
 

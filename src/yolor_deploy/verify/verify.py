@@ -1,10 +1,15 @@
-"""Verify an exported ONNX model against the PyTorch model it came from.
+"""Verify an exported model against the PyTorch model it came from.
 
-Raw outputs ([B, N, 5+nc] before NMS) are judged with the noise-floor rule of `tolerance.py`
-(fp32 exports) on a letterboxed real image and on random input, and for dynamic exports also at
-another size with batch 2. Detections after NMS are matched by IoU and reported (they gate half
-exports, whose raw error is fp16's, not fp32's). NMS graphs are checked against NumPy NMS run on
-the very predictions they receive.
+For each input (a letterboxed real image, random input, and for dynamic models two other sizes at
+batch 2), the reference is a float64 PyTorch forward and the model's own fp32 noise is measured
+(`noise.py`). Raw outputs ([B, N, 5+nc] before NMS) of fp32 models are judged with `rule.py`, and
+their detections after NMS with `detections.py`; fp16 (`--half`) models on detections only. NMS
+graphs are checked against NumPy NMS on the very predictions they receive; the graph itself must hold
+no ScatterND (in-place slice writes, computed wrongly by several runtimes).
+
+Each case ends "ok", "FAIL" or "not checked" (with its reason: a model whose output does not depend
+on its input, or no detection on either side where detections are the judge). A report passes when
+nothing failed, and is conclusive when at least one case was checked.
 """
 from __future__ import annotations
 
@@ -13,14 +18,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
+from ..errors import InputError
 from ..runtime.letterbox import letterbox
-from ..runtime.nms import non_max_suppression
-from .matching import MatchResult, match_detections
-from .tolerance import GroupCheck, check_groups, max_diffs
+from .detections import DetectionCheck, check_detections, check_half, nms_all
+from .matching import match_detections
+from .noise import Reference
+from .rule import GroupCheck, check_groups, errors, max_diffs, noise_stats
 
 HALF_MIN_MATCH = 0.8  # detection match rate a --half export must reach against fp32 PyTorch
+INPUT_INDEPENDENT = 1e-3  # largest output change (rule units) under an inverted input, below which
+# the model ignores its input: nothing input-specific can be checked
+OK, FAIL, NOT_CHECKED = "ok", "FAIL", "not checked"
 
 
 @dataclass
@@ -32,8 +41,17 @@ class CaseReport:
     max_abs: float  # vs PyTorch fp32
     max_rel: float
     groups: list[GroupCheck]
-    detections: MatchResult | None
-    passed: bool
+    detections: DetectionCheck | None
+    status: str = OK  # OK | FAIL | NOT_CHECKED
+    reason: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL
+
+    @property
+    def worst(self) -> GroupCheck | None:
+        return max(self.groups, key=lambda g: g.ratio, default=None)
 
 
 @dataclass
@@ -42,21 +60,38 @@ class VerifyReport:
     nms: dict | None = None
     half: bool = False
     nms_openvino: dict | None = None  # the NMS graph in OpenVINO, when an OpenVINO IR was made
+    graph: dict | None = None  # structural checks of the ONNX graph
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases) and all(n is None or n.get("passed", False)
-                                                         for n in (self.nms, self.nms_openvino))
+        return all(c.passed for c in self.cases) and all(
+            n is None or n.get("passed", False) for n in (self.nms, self.nms_openvino, self.graph))
+
+    @property
+    def checked(self) -> bool:
+        """At least one case was judged (not all 'not checked')."""
+        return any(c.status != NOT_CHECKED for c in self.cases)
+
+    @property
+    def status(self) -> str:
+        return FAIL if not self.passed else (OK if self.checked else NOT_CHECKED)
+
+    @property
+    def max_ratio(self) -> float:
+        """The largest err / tolerance over all judged column groups (the margin of a passing export)."""
+        return max((g.ratio for c in self.cases for g in c.groups), default=0.0)
 
     def to_dict(self) -> dict:
         def case(c: CaseReport) -> dict:
             d = asdict(c)
+            d["groups"] = [{**asdict(g), "ratio": g.ratio} for g in c.groups]
             if c.detections is not None:
-                d["detections"]["rate"] = c.detections.rate
+                d["detections"].update(rate=c.detections.rate, unmatched=c.detections.unmatched)
             return d
 
-        return {"passed": self.passed, "half": self.half, "cases": [case(c) for c in self.cases], "nms": self.nms,
-                "nms_openvino": self.nms_openvino}
+        return {"passed": self.passed, "status": self.status, "half": self.half, "max_ratio": self.max_ratio,
+                "cases": [case(c) for c in self.cases], "nms": self.nms, "nms_openvino": self.nms_openvino,
+                "graph": self.graph}
 
     def write_json(self, path: str | Path) -> None:
         from ..runtime.atomic import write_json
@@ -66,24 +101,22 @@ class VerifyReport:
     def failures(self) -> list[str]:
         out = []
         for c in self.cases:
-            if not c.shape_ok:
-                out.append(f"{c.name}: output shape {c.output_shape}")
-            if not self.half:
-                out += [f"{c.name}/{g.group}: err {g.onnx_err:.3g} > tol {g.tolerance:.3g}" for g in c.groups
-                        if not g.passed]
-            if c.detections is not None and self.half and c.detections.rate < HALF_MIN_MATCH:
-                out.append(f"{c.name}: detection match {c.detections.rate:.0%} < {HALF_MIN_MATCH:.0%}")
-        for label, n in (("nms", self.nms), ("openvino nms", self.nms_openvino)):
+            if c.status == FAIL:
+                out.append(f"{c.name}: {c.reason}")
+        for label, n in (("nms", self.nms), ("openvino nms", self.nms_openvino), ("graph", self.graph)):
             if n is not None and not n.get("passed", False):
                 out.append(f"{label}: {n.get('reason', 'detections differ from NumPy NMS')}")
         return out
+
+    def not_checked(self) -> list[str]:
+        return [f"{c.name}: {c.reason}" for c in self.cases if c.status == NOT_CHECKED]
 
 
 def image_input(path: str | Path, hw: tuple[int, int], stride: int) -> np.ndarray:
     """The letterboxed, RGB, 0..1, NCHW float32 tensor upstream detect.py would feed (fixed size)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f"{path}: cannot read image")
+        raise InputError(f"{path}: cannot read image")
     lb = letterbox(img, hw, auto=False, stride=stride).image
     return np.ascontiguousarray(lb[:, :, ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255.0
 
@@ -102,35 +135,83 @@ def verification_inputs(hw: tuple[int, int], batch: int, stride: int, dynamic: b
     return cases
 
 
-def _nms(pred: np.ndarray, conf: float, iou: float, max_det: int) -> list[np.ndarray]:
-    return non_max_suppression(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)
+def input_independent(ref: Reference) -> bool:
+    """The model gives (nearly) the same output for 1 - x as for x: it ignores its input."""
+    if ref.inverted_fp32 is None:
+        return False
+    change = errors(ref.inverted_fp32, ref.fp64)
+    return all(e.size == 0 or float(e.max()) < INPUT_INDEPENDENT for e in change.values())
 
 
-def verify_raw(model: torch.nn.Module, session, inputs, half: bool = False, conf_thres: float = 0.25,
+def judge_raw(y: np.ndarray, ref: Reference, name: str, half: bool = False, conf_thres: float = 0.25,
+              iou_thres: float = 0.45, max_det: int = 300) -> CaseReport:
+    """One case: `y` ([B, N, 5+nc], the exported model's raw output) against the PyTorch references."""
+    x = ref.x
+    if y.shape != ref.fp64.shape:
+        return CaseReport(name, x.shape, y.shape, False, np.inf, np.inf, [], None, FAIL,
+                          f"output shape {tuple(y.shape)}, PyTorch gives {tuple(ref.fp64.shape)}")
+    mabs, mrel = max_diffs(y, ref.plain)
+    ref_dets = nms_all(ref.plain if half else ref.fp64, conf_thres, iou_thres, max_det)
+    test_dets = nms_all(y, conf_thres, iou_thres, max_det)
+    if half:  # fp16 activations: numbers are fp16's, not fp32's; judged on detections
+        det = check_half(test_dets, ref_dets, HALF_MIN_MATCH)
+        case = CaseReport(name, x.shape, y.shape, True, mabs, mrel, [], det)
+        if not det.checked:
+            case.status, case.reason = NOT_CHECKED, "no detections on either side: nothing to compare"
+        elif not det.passed:
+            case.status, case.reason = FAIL, f"detection match {det.rate:.0%} < {HALF_MIN_MATCH:.0%}"
+    else:
+        groups = check_groups(y, ref.fp64, noise_stats(ref.fp64, list(ref.fp32.values())))
+        variants = [nms_all(v, conf_thres, iou_thres, max_det) for v in ref.fp32.values()]
+        det = check_detections(test_dets, ref_dets, variants)
+        case = CaseReport(name, x.shape, y.shape, True, mabs, mrel, groups, det)
+        bad = [g for g in groups if not g.passed]
+        if bad:
+            case.status = FAIL
+            case.reason = "; ".join(f"{g.group} {g.stat} err {g.onnx_err:.3g} > tol {g.tolerance:.3g} "
+                                    f"({g.ratio:.3g}x)" for g in bad)
+        elif not det.passed:
+            case.status = FAIL
+            case.reason = (f"{det.unmatched} of {det.total} detections unmatched (fp32 PyTorch variants: "
+                           f"{det.noise_unmatched})")
+    if case.status == OK and input_independent(ref):
+        case.status, case.reason = NOT_CHECKED, "the output does not depend on the input (same for 1 - x)"
+    return case
+
+
+def verify_raw(session, refs: list[tuple[str, Reference]], half: bool = False, conf_thres: float = 0.25,
                iou_thres: float = 0.45, max_det: int = 300) -> VerifyReport:
-    """Compare ORT `session` ([B,N,5+nc] output) with PyTorch fp32 and fp64 forwards of `model`."""
-    m32 = model.float().eval()
-    m64 = m32.clone().double()
+    """Judge `session` (ORT-like: `get_inputs()[0].name`, `run(None, feeds)`; first output [B,N,5+nc])."""
     name = session.get_inputs()[0].name
     report = VerifyReport(half=half)
-    for label, x in inputs:
-        with torch.no_grad():
-            t32 = m32(torch.from_numpy(x)).numpy()
-            t64 = m64(torch.from_numpy(x).double()).numpy()
-        y = session.run(None, {name: x})[0]
-        shape_ok = y.shape == t32.shape
-        if not shape_ok:
-            report.cases.append(CaseReport(label, x.shape, y.shape, False, np.inf, np.inf, [], None, False))
-            continue
-        groups = check_groups(y, t32, t64)
-        mabs, mrel = max_diffs(y, t32)
-        d_ref, d_onnx = _nms(t32, conf_thres, iou_thres, max_det), _nms(y, conf_thres, iou_thres, max_det)
-        det = [match_detections(a, b) for a, b in zip(d_ref, d_onnx)]
-        det = MatchResult(sum(d.n_ref for d in det), sum(d.n_test for d in det), sum(d.matched for d in det),
-                          max(d.max_score_diff for d in det), min(d.min_iou for d in det))
-        ok = det.rate >= HALF_MIN_MATCH if half else all(g.passed for g in groups)
-        report.cases.append(CaseReport(label, x.shape, y.shape, True, mabs, mrel, groups, det, ok))
+    for label, ref in refs:
+        y = session.run(None, {name: ref.x})[0]
+        report.cases.append(judge_raw(y, ref, label, half, conf_thres, iou_thres, max_det))
     return report
+
+
+def judge_nms_only(dets: list[np.ndarray], ref: Reference, name: str, conf_thres: float, iou_thres: float,
+                   max_det: int) -> CaseReport:
+    """A model that gives only detections (NMS inside, raw output unreachable): judged on detections."""
+    variants = [nms_all(v, conf_thres, iou_thres, max_det) for v in ref.fp32.values()]
+    det = check_detections(dets, nms_all(ref.fp64, conf_thres, iou_thres, max_det), variants)
+    case = CaseReport(name, ref.x.shape, (len(dets),), True, float("nan"), float("nan"), [], det)
+    if not det.checked:
+        case.status, case.reason = NOT_CHECKED, "no detections on either side: nothing to compare"
+    elif not det.passed:
+        case.status = FAIL
+        case.reason = f"{det.unmatched} of {det.total} detections unmatched (fp32 PyTorch: {det.noise_unmatched})"
+    elif input_independent(ref):
+        case.status, case.reason = NOT_CHECKED, "the output does not depend on the input (same for 1 - x)"
+    return case
+
+
+def graph_checks(op_counts: dict[str, int]) -> dict:
+    """Structural checks of an ONNX graph from its op counts."""
+    n = int(op_counts.get("ScatterND", 0))
+    return {"ScatterND": n, "passed": n == 0,
+            "reason": "" if n == 0 else f"{n} ScatterND nodes (in-place slice writes in the decode: TensorRT, "
+                                        "OpenVINO and older runtimes compute them wrong)"}
 
 
 def verify_nms_graph(raw_session, nms_session, inputs, conf_thres: float, iou_thres: float,
@@ -142,7 +223,7 @@ def verify_nms_graph(raw_session, nms_session, inputs, conf_thres: float, iou_th
     for _, x in inputs:
         pred = raw_session.run(None, {name: x})[0]
         num, boxes, scores, classes = nms_session.run(None, {name: x})
-        ref = _nms(pred, conf_thres, iou_thres, max_det)
+        ref = nms_all(pred, conf_thres, iou_thres, max_det)
         for b in range(len(x)):
             k = int(num[b, 0])
             got = np.concatenate([boxes[b, :k], scores[b, :k, None], classes[b, :k, None].astype(np.float32)], 1)
@@ -160,24 +241,3 @@ def verify_nms_graph(raw_session, nms_session, inputs, conf_thres: float, iou_th
             "passed": passed, "reason": "" if passed else f"{matched}/{total} matched, score diff {worst:.2g}"}
 
 
-def report_table(report: VerifyReport):
-    """A rich Table: one row per (case, column group)."""
-    from rich.table import Table
-
-    t = Table(title="verification: ONNX model (ONNX Runtime; OpenVINO rows when asked) vs PyTorch, errors against float64 PyTorch")
-    for col in ("case", "shape", "group", "onnx err", "torch fp32 err", "tolerance", "max abs / rel vs fp32",
-                "detections matched", "pass"):
-        t.add_column(col)
-    for c in report.cases:
-        det = "-" if c.detections is None else f"{c.detections.matched}/{max(c.detections.n_ref, c.detections.n_test)}"
-        for k, g in enumerate(c.groups or [None]):
-            first = k == 0
-            t.add_row(c.name if first else "", str(tuple(c.output_shape)) if first else "",
-                      g.group if g else "-", f"{g.onnx_err:.3g}" if g else "-", f"{g.torch_err:.3g}" if g else "-",
-                      f"{g.tolerance:.3g}" if g else "-", f"{c.max_abs:.3g} / {c.max_rel:.3g}" if first else "",
-                      det if first else "", ("ok" if (g.passed if g and not report.half else c.passed) else "FAIL"))
-    for label, n in (("nms graph", report.nms), ("openvino nms graph", report.nms_openvino)):
-        if n is not None:
-            t.add_row(label, "", n.get("mode", ""), "", "", "", "", f"{n.get('matched', '-')}/{n.get('detections', '-')}",
-                      "ok" if n.get("passed") else "FAIL")
-    return t

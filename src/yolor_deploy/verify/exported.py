@@ -1,0 +1,202 @@
+"""Verify a model file made by any exporter (ours, upstream's `export.py`, a hand-fixed script) against a
+checkpoint: `yolor-deploy verify CKPT MODEL.onnx|MODEL.xml`. `export` runs the same functions.
+
+What the file holds decides what is checked:
+- an output [B, N, 5+nc] (named `output`, or the first of that shape; also inside our NMS graphs): the raw
+  rule (`rule.py`) and detections (`detections.py`); `--half` models (metadata `half`, or mostly fp16
+  weights) on detections only;
+- our NMS outputs (num_dets, boxes, scores, classes): the NMS graph against NumPy NMS on the raw output
+  it receives; an OpenVINO IR with NMS inside: its detections against float64 PyTorch's;
+- the ONNX graph: no ScatterND.
+Sizes: a static input is verified at its own size; a dynamic one at the metadata's export size (or
+`imgsz`, default 640) and at two other sizes with batch 2.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from ..errors import InputError, VerificationError, first_line
+from ..nn.model import YOLORModel
+from .noise import Reference, ReferenceModels
+from .verify import VerifyReport, graph_checks, judge_nms_only, verification_inputs, verify_nms_graph, verify_raw
+
+NMS_OUTPUTS = ("num_dets", "boxes", "scores", "classes")
+RAW = "output"
+
+
+@dataclass
+class ModelFacts:
+    """What verification needs to know about an exported model."""
+
+    imgsz: tuple[int, int]
+    batch: int
+    dynamic: bool
+    half: bool
+    nms: str  # "none" | "onnx" | "trt"
+    conf_thres: float = 0.25
+    iou_thres: float = 0.45
+    max_det: int = 300
+
+
+def references(model: YOLORModel, inputs: list[tuple[str, np.ndarray]]) -> list[tuple[str, Reference]]:
+    """float64 and fp32-variant PyTorch outputs for every input (see noise.py)."""
+    from ..export.fuse import prepare_for_export
+
+    models = ReferenceModels(model, prepare_for_export(model, fold=True))
+    return [(label, models.reference(x)) for label, x in inputs]
+
+
+def _dims(vi: onnx.ValueInfoProto) -> list[int | None]:
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in vi.type.tensor_type.shape.dim]
+
+
+def _meta(proto: onnx.ModelProto) -> dict:
+    from ..runtime.metadata import METADATA_KEY
+
+    props = {p.key: p.value for p in proto.metadata_props}
+    try:
+        meta = json.loads(props.get(METADATA_KEY, "{}"))
+    except ValueError:
+        meta = {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _mostly_half(proto: onnx.ModelProto) -> bool:
+    kinds = [t.data_type for t in proto.graph.initializer if len(t.dims) >= 2]
+    return kinds.count(onnx.TensorProto.FLOAT16) > kinds.count(onnx.TensorProto.FLOAT)
+
+
+def onnx_facts(proto: onnx.ModelProto, imgsz: tuple[int, int] | None, stride: int) -> ModelFacts:
+    if len(proto.graph.input) != 1 or len(_dims(proto.graph.input[0])) != 4:
+        raise VerificationError("expected one image input [B,3,H,W], found "
+                                f"{[(i.name, _dims(i)) for i in proto.graph.input]}")
+    b, _, h, w = _dims(proto.graph.input[0])
+    meta = _meta(proto)
+    nms = meta.get("nms", {}) if isinstance(meta.get("nms"), dict) else {}
+    outs = [o.name for o in proto.graph.output]
+    mode = nms.get("mode") or ("onnx" if "num_dets" in outs else "none")
+    if h is not None and w is not None:
+        hw = (h, w)
+    else:
+        hw = tuple(imgsz or meta.get("imgsz") or (640, 640))  # type: ignore[assignment]
+        hw = tuple(max(stride, -(-int(v) // stride) * stride) for v in hw)  # type: ignore[assignment]
+    return ModelFacts(hw, b or 1, b is None or h is None, bool(meta.get("half", _mostly_half(proto))), mode,
+                      float(nms.get("conf_thres", 0.25)), float(nms.get("iou_thres", 0.45)),
+                      int(nms.get("max_det", 300)))
+
+
+def raw_output_model(proto: onnx.ModelProto, nc: int) -> onnx.ModelProto | None:
+    """`proto` cut down to its raw prediction tensor [B, N, 5+nc] (our `output`, or the first graph output of
+    that shape), or None when it has none."""
+    from .layer_diff import _prune_to
+
+    names = [o.name for o in proto.graph.output]
+    produced = {t for n in proto.graph.node for t in n.output}
+    if RAW in names and len(names) == 1:
+        return proto
+    if RAW in produced:
+        target = RAW
+    else:
+        cands = [o.name for o in proto.graph.output if len(_dims(o)) == 3 and _dims(o)[2] in (nc + 5, None)]
+        if not cands:
+            return None
+        target = cands[0]
+    m = onnx.ModelProto.FromString(proto.SerializeToString())
+    _prune_to(m.graph, [target])
+    del m.graph.output[:]
+    m.graph.output.append(onnx.helper.make_tensor_value_info(target, onnx.TensorProto.FLOAT, None))
+    return m
+
+
+def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | None,
+                imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
+    """Judge an ONNX model (in ONNX Runtime, CPU) against `model`. Returns (report, refs used)."""
+    from ..export.passes import op_types
+    from ..runtime.backends import cpu_session
+
+    f = onnx_facts(proto, imgsz, max(model.strides))
+    if refs is None:
+        refs = references(model, verification_inputs(f.imgsz, f.batch, max(model.strides), f.dynamic, image))
+    kw = dict(conf_thres=f.conf_thres, iou_thres=f.iou_thres, max_det=f.max_det)
+    raw = raw_output_model(proto, model.nc)
+    if raw is None:
+        outs = ", ".join(f"{o.name} {_dims(o)}" for o in proto.graph.output)
+        report = VerifyReport(half=f.half)
+        from .verify import FAIL, CaseReport
+
+        report.cases.append(CaseReport("outputs", refs[0][1].x.shape, (), False, np.inf, np.inf, [], None, FAIL,
+                                       f"no decoded output [B, N, {model.nc + 5}] (outputs: {outs}): raw head "
+                                       "maps only? (upstream's IDetect export drops the decode)"))
+        return report, refs
+    try:
+        raw_sess = cpu_session(raw)
+        report = verify_raw(raw_sess, refs, half=f.half, **kw)
+        if f.nms == "onnx":
+            report.nms = verify_nms_graph(raw_sess, cpu_session(proto), [(k, r.x) for k, r in refs], **kw)
+    except VerificationError:
+        raise
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime refusing the model is a verdict, not a crash
+        raise VerificationError(f"ONNX Runtime cannot run the model: {first_line(e)}") from None
+    if f.nms == "trt":
+        report.nms = {"mode": "trt", "passed": True, "reason": "",
+                      "note": "EfficientNMS_TRT runs only in TensorRT: raw outputs verified"}
+    report.graph = graph_checks(op_types(proto))
+    return report, refs
+
+
+def verify_openvino(model: YOLORModel, path: str | Path, image: str | Path | None,
+                    imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
+    """Judge a model running in OpenVINO (CPU, f32): an IR `.xml` or an `.onnx`."""
+    from .openvino_session import OpenVINOSession
+
+    sess = OpenVINOSession(path)
+    backend = sess.backend
+    meta = backend.metadata
+    b, _, h, w = backend.input_shape
+    dynamic = b is None or h is None or w is None
+    stride = max(model.strides)
+    hw = (h, w) if not dynamic else tuple(max(stride, -(-int(v) // stride) * stride)
+                                          for v in (imgsz or meta.imgsz or (640, 640)))
+    if refs is None:
+        refs = references(model, verification_inputs(hw, b or 1, stride, dynamic, image))  # type: ignore[arg-type]
+    kw = dict(conf_thres=meta.nms.conf_thres, iou_thres=meta.nms.iou_thres, max_det=meta.nms.max_det)
+    if "num_dets" not in backend.output_names:
+        return verify_raw(sess, refs, half=meta.half, **kw), refs
+    report = VerifyReport(half=meta.half)
+    for label, ref in refs:
+        num, boxes, scores, classes = (sess.run(None, {sess.get_inputs()[0].name: ref.x})[backend.output_names.index(k)]
+                                       for k in NMS_OUTPUTS)
+        dets = [np.concatenate([boxes[i, :int(num[i, 0])], scores[i, :int(num[i, 0]), None],
+                                classes[i, :int(num[i, 0]), None].astype(np.float32)], 1) for i in range(len(num))]
+        report.cases.append(judge_nms_only(dets, ref, f"openvino {label}", **kw))
+    return report, refs
+
+
+def verify_file(model: YOLORModel, path: str | Path, image: str | Path | None = None,
+                imgsz: tuple[int, int] | None = None, openvino: bool = False) -> VerifyReport:
+    """`yolor-deploy verify`: an `.onnx` (ONNX Runtime; also OpenVINO when `openvino`) or an OpenVINO `.xml`."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such model file")
+    torch.set_grad_enabled(False)
+    if p.suffix.lower() == ".xml":
+        report, _ = verify_openvino(model, p, image, imgsz)
+        return report
+    try:
+        proto = onnx.load(str(p))
+    except Exception as e:  # noqa: BLE001 - protobuf errors
+        raise InputError(f"{p}: not an ONNX model ({first_line(e)})") from None
+    report, refs = verify_onnx(model, proto, image, imgsz)
+    if openvino:
+        ov, _ = verify_openvino(model, p, image, imgsz, refs)
+        for c in ov.cases:
+            c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
+        report.cases += ov.cases
+    return report

@@ -1,0 +1,88 @@
+"""The model's own fp32 sensitivity, measured instead of assumed.
+
+fp32 is not exact and its last bits depend on the kernels (oneDNN AVX2 / AVX-512 / AMX, ONNX Runtime's
+MLAS, OpenVINO), the thread count and the order of additions. A well-conditioned network turns that
+into ~1e-5 relative noise on its outputs; a chaotic one (random or saturated weights) amplifies it to
+pixels. So, per input, the reference is a float64 PyTorch forward, and the noise is measured by
+running several *equivalent* fp32 computations of the same function and comparing each with it:
+
+- ``fp32``: the model as loaded, at the current thread count;
+- ``fp32 folded``: the copy with BN and implicit layers folded (what the export is made from);
+- ``fp32 1 thread``: another accumulation order;
+- ``fp32 input +-ulp``: the input moved by a few ulps (fp32 rounding at the first layer).
+
+Every correct export is one more sample of that same noise; an export bug is not.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+VARIANTS = ("fp32", "fp32 folded", "fp32 1 thread", "fp32 input +-ulp")
+
+
+@dataclass
+class Reference:
+    """PyTorch outputs for one input x: ndarray[B, 3, H, W] float32."""
+
+    x: np.ndarray
+    fp64: np.ndarray  # [B, N, 5+nc] float64: the "exact" value
+    fp32: dict[str, np.ndarray] = field(default_factory=dict)  # VARIANTS -> [B, N, 5+nc] float32
+    inverted_fp32: np.ndarray | None = None  # the model on 1 - x: does the output depend on the input?
+
+    @property
+    def plain(self) -> np.ndarray:
+        """The plain fp32 PyTorch output (what `max abs / rel vs fp32` and detection checks compare with)."""
+        return self.fp32["fp32"]
+
+
+def perturb_ulps(x: np.ndarray, ulps: int = 2, seed: int = 0) -> np.ndarray:
+    """x with every element moved by -ulps..ulps units in the last place (float32)."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(-ulps, ulps + 1, size=x.shape)
+    y = x.astype(np.float32).copy()
+    for _ in range(ulps):
+        y = np.where(steps > 0, np.nextafter(y, np.float32(np.inf)), y)
+        y = np.where(steps < 0, np.nextafter(y, np.float32(-np.inf)), y)
+        steps = steps - np.sign(steps)
+    return y.astype(np.float32)
+
+
+def _run(model: Callable, x: np.ndarray, dtype=torch.float32) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(np.ascontiguousarray(x)).to(dtype)).numpy()
+
+
+class ReferenceModels:
+    """The float64, fp32 and folded fp32 copies of one model, built once for all inputs."""
+
+    def __init__(self, model: torch.nn.Module, folded: torch.nn.Module | None = None):
+        self.m32 = model.float().eval()
+        self.m64 = _clone(self.m32).double()
+        self.folded = folded.float().eval() if folded is not None else None
+
+    def reference(self, x: np.ndarray) -> Reference:
+        ref = Reference(x, _run(self.m64, x, torch.float64))
+        ref.fp32["fp32"] = _run(self.m32, x)
+        ref.fp32["fp32 folded"] = _run(self.folded, x) if self.folded is not None else ref.fp32["fp32"]
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1 if before != 1 else 2)
+            ref.fp32["fp32 1 thread"] = _run(self.m32, x)
+        finally:
+            torch.set_num_threads(before)
+        ref.fp32["fp32 input +-ulp"] = _run(self.m32, perturb_ulps(x))
+        ref.inverted_fp32 = _run(self.m32, (1.0 - x).astype(np.float32))
+        return ref
+
+
+def _clone(m: torch.nn.Module) -> torch.nn.Module:
+    clone = getattr(m, "clone", None)
+    if callable(clone):
+        return clone()
+    import copy
+
+    return copy.deepcopy(m)
