@@ -1,10 +1,11 @@
-"""Paper-branch network: upstream sizes, and bit-exact parity with upstream references."""
+"""Paper-branch network: upstream sizes, parity with upstream references (exact in float64, within the\nmeasured fp32 noise in fp32)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from _parity import assert_within_fp32_noise, reference_models
 from conftest import PAPER_FIXTURES, INPUTS, fixture_path, load_input, load_ref
 from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.cfg.yaml_cfg import parse_yaml_cfg
@@ -33,16 +34,12 @@ def test_paper_variant_sizes(variant):
 
 
 @pytest.mark.parametrize("name", PAPER_FIXTURES)
-@pytest.mark.parametrize("tag", list(INPUTS))
-def test_paper_fixture_matches_upstream(name, tag):
-    model = load_checkpoint(fixture_path(f"{name}.pt"))
-    with torch.no_grad():
-        y = model(torch.from_numpy(load_input(tag))).numpy()
-    ref = load_ref(name, tag)
-    assert y.shape == ref.shape
-    # same operations in the same order as upstream, same thread count (2, see conftest): bit-exact
-    # (measured max abs diff 0.0; with 1 or 4 threads it is 2e-4 / 6e-4 px, fp32 accumulation order)
-    assert np.abs(y - ref).max() == 0.0
+def test_paper_fixture_matches_upstream(name):
+    """Upstream's fp32 outputs are fp32 samples of our float64 forward (any CPU, any thread count)."""
+    models = reference_models(load_checkpoint(fixture_path(f"{name}.pt")))
+    ratios = [assert_within_fp32_noise(models, load_input(tag), load_ref(name, tag), f"{name} {tag}")
+              for tag in INPUTS]
+    print(f"{name}: worst err/tol {max(ratios):.2f}")
 
 
 def test_paper_fixture_fp64_close():

@@ -9,6 +9,7 @@ running several *equivalent* fp32 computations of the same function and comparin
 - ``fp32``: the model as loaded, at the current thread count;
 - ``fp32 folded``: the copy with BN and implicit layers folded (what the export is made from);
 - ``fp32 1 thread``: another accumulation order;
+- ``fp32 channels_last``: NHWC memory layout (other convolution kernels);
 - ``fp32 input +-ulp``: the input moved by a few ulps (fp32 rounding at the first layer).
 
 Every correct export is one more sample of that same noise; an export bug is not.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-VARIANTS = ("fp32", "fp32 folded", "fp32 1 thread", "fp32 input +-ulp")
+VARIANTS = ("fp32", "fp32 folded", "fp32 1 thread", "fp32 channels_last", "fp32 input +-ulp")
 
 
 @dataclass
@@ -56,6 +57,16 @@ def _run(model: Callable, x: np.ndarray, dtype=torch.float32) -> np.ndarray:
         return model(torch.from_numpy(np.ascontiguousarray(x)).to(dtype)).numpy()
 
 
+def _run_channels_last(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    model.to(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            xt = torch.from_numpy(np.ascontiguousarray(x)).contiguous(memory_format=torch.channels_last)
+            return model(xt).numpy()
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
 class ReferenceModels:
     """The float64, fp32 and folded fp32 copies of one model, built once for all inputs."""
 
@@ -74,6 +85,7 @@ class ReferenceModels:
             ref.fp32["fp32 1 thread"] = _run(self.m32, x)
         finally:
             torch.set_num_threads(before)
+        ref.fp32["fp32 channels_last"] = _run_channels_last(self.m32, x)
         ref.fp32["fp32 input +-ulp"] = _run(self.m32, perturb_ulps(x))
         ref.inverted_fp32 = _run(self.m32, (1.0 - x).astype(np.float32))
         return ref

@@ -7,7 +7,7 @@ Errors are measured per column group of the decoded output [B, N, 5+nc]:
 
 Each group is summarised by three statistics of the per-element error: the median (a bug moves nearly
 every row; noise moves few), the 99th percentile and the maximum (a bug that hits some rows). The
-tolerance of each statistic is FACTOR times the largest value of that statistic among the model's own
+tolerance of each statistic is FACTOR (2 x FACTOR for the maximum) times the largest value of that statistic among the model's own
 equivalent fp32 computations (`noise.VARIANTS`), plus a small floor. The ratio err / tolerance is the
 margin: <= 1 passes. A correct export is one more sample of the same noise; every export bug in the
 catalogue (tests/test_verify_catalogue.py) lands far above 1.
@@ -21,6 +21,10 @@ import numpy as np
 GROUPS = {"xy": (0, 2), "wh": (2, 4), "obj": (4, 5), "cls": (5, None)}
 STATS = {"p50": 50.0, "p99": 99.0, "max": 100.0}
 FACTOR = 3.0
+# The maximum of a chaotic model's error is a heavy-tailed extreme: the same fp32 sample on another CPU
+# (AVX2 vs AVX-512) lands up to ~1.5x beyond the largest of the five variants measured here; the median
+# and p99 are stable. Bugs in the catalogue move the median by >= 80x its tolerance.
+STAT_FACTOR = {"p50": FACTOR, "p99": FACTOR, "max": 2 * FACTOR}
 # Floors, in the units above (relative box error, absolute probability). They matter only where fp32 is
 # nearly exact (saturated sigmoids: both sides 1.0): bugs in the catalogue are >= 1e-3 there.
 FLOORS = {"xy": 2e-5, "wh": 2e-5, "obj": 2e-5, "cls": 2e-5}
@@ -33,7 +37,7 @@ class GroupCheck:
     stat: str  # the statistic with the largest ratio ("p50", "p99" or "max")
     onnx_err: float  # that statistic of the exported model's error against float64
     torch_err: float  # the largest value of that statistic among the fp32 PyTorch variants
-    tolerance: float  # FACTOR * torch_err + floor
+    tolerance: float  # STAT_FACTOR[stat] * torch_err + floor
     passed: bool
 
     @property
@@ -65,14 +69,15 @@ def noise_stats(ref64: np.ndarray, variants: list[np.ndarray]) -> dict[str, dict
 
 
 def check_groups(y: np.ndarray, ref64: np.ndarray, noise: dict[str, dict[str, float]],
-                 factor: float = FACTOR) -> list[GroupCheck]:
-    """One GroupCheck per column group, reporting the statistic with the worst ratio."""
+                 factor: float = 1.0) -> list[GroupCheck]:
+    """One GroupCheck per column group, reporting the statistic with the worst ratio. `factor` scales
+    STAT_FACTOR (leave-one-out studies use it)."""
     out = []
     for g, e in errors(y, ref64).items():
         got = summarize(e)
         rows = []
         for s in STATS:
-            tol = factor * noise[g][s] + FLOORS[g]
+            tol = factor * STAT_FACTOR[s] * noise[g][s] + FLOORS[g]
             ratio = got[s] / tol if np.isfinite(got[s]) else float("inf")
             rows.append((ratio, s, got[s], noise[g][s], tol))
         ratio, s, err, torch_err, tol = max(rows, key=lambda r: r[0])
