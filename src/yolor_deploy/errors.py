@@ -22,7 +22,11 @@ class ExportError(YolorDeployError):
 
 
 class VerificationError(YolorDeployError):
-    """The exported model does not match PyTorch within tolerance."""
+    """The exported model does not match PyTorch within tolerance. `report`: the VerifyReport, when one was made."""
+
+    def __init__(self, message: str, report: object | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 class InputError(YolorDeployError):

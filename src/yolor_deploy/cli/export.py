@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export import ExportOptions, export_onnx
     from ..nn.registry import VARIANTS, create_model
     from ..checkpoint import load_checkpoint
+    from ..errors import VerificationError
     from ..export.onnx_export import round_imgsz
     from ..verify.table import report_table
 
@@ -87,8 +88,15 @@ def run(args: argparse.Namespace) -> int:
                          verify=not args.no_verify, verify_image=args.verify_image or str(sample_image()),
                          verify_openvino=args.verify_openvino, openvino=args.openvino,
                          report=args.report)
-    with console.status(f"exporting {args.checkpoint} ..."):
-        result = export_onnx(model, out, options=opts)
+    try:
+        with console.status(f"exporting {args.checkpoint} ..."):
+            result = export_onnx(model, out, options=opts)
+    except VerificationError as e:
+        if e.report is not None:
+            console.print(report_table(e.report))
+            console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} "
+                          f"{out.with_name(out.stem + '.failed.onnx')}" + (f" --cfg {args.cfg}" if args.cfg else ""))
+        raise
     if result.report is not None:
         console.print(report_table(result.report))
         for line in result.report.not_checked():

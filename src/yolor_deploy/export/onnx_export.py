@@ -152,10 +152,11 @@ def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml:
             if target is None:
                 target = Path(d) / "final.onnx"
                 onnx.save(final, str(target))
-            ov_report, _ = verify_openvino(model, target, o.verify_image, o.imgsz, refs)
+            ov_report, _ = verify_openvino(model, target, o.verify_image, o.imgsz, refs, source=final)
         for c in ov_report.cases:
             c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
         report.cases += ov_report.cases
+        report.nms_openvino = ov_report.nms_openvino
     return report
 
 
@@ -207,7 +208,7 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
                 kept = out.with_name(out.stem + ".failed.onnx")
                 _save(final, kept)
                 raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
-                                        f"the failing model was kept at {kept}")
+                                        f"the failing model was kept at {kept}", result.report)
         _save(final, out)
         if ir_xml is not None:
             from .openvino_ir import install_ir

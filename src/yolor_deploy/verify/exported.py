@@ -14,6 +14,7 @@ Sizes: a static input is verified at its own size; a dynamic one at the metadata
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,8 +153,11 @@ def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | N
 
 
 def verify_openvino(model: YOLORModel, path: str | Path, image: str | Path | None,
-                    imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
-    """Judge a model running in OpenVINO (CPU, f32): an IR `.xml` or an `.onnx`."""
+                    imgsz: tuple[int, int] | None = None, refs=None,
+                    source: onnx.ModelProto | None = None) -> tuple[VerifyReport, list]:
+    """Judge a model running in OpenVINO (CPU, f32): an IR `.xml` or an `.onnx`. A model with NMS inside is
+    judged on its detections, or, when its ONNX `source` is at hand (export), by running the source's raw
+    output in OpenVINO with the raw rule and checking the NMS graph against NumPy NMS on it."""
     from .openvino_session import OpenVINOSession
 
     sess = OpenVINOSession(path)
@@ -169,13 +173,22 @@ def verify_openvino(model: YOLORModel, path: str | Path, image: str | Path | Non
     kw = dict(conf_thres=meta.nms.conf_thres, iou_thres=meta.nms.iou_thres, max_det=meta.nms.max_det)
     if "num_dets" not in backend.output_names:
         return verify_raw(sess, refs, half=meta.half, **kw), refs
+    raw = raw_output_model(source, model.nc) if source is not None else None
+    if raw is not None:
+        with tempfile.TemporaryDirectory() as d:
+            onnx.save(raw, f"{d}/raw.onnx")
+            raw_sess = OpenVINOSession(f"{d}/raw.onnx")
+            report = verify_raw(raw_sess, refs, half=meta.half, **kw)
+            report.nms_openvino = verify_nms_graph(raw_sess, sess, [(k, r.x) for k, r in refs], **kw)
+        return report, refs
     report = VerifyReport(half=meta.half)
+    name = sess.get_inputs()[0].name
     for label, ref in refs:
-        num, boxes, scores, classes = (sess.run(None, {sess.get_inputs()[0].name: ref.x})[backend.output_names.index(k)]
-                                       for k in NMS_OUTPUTS)
+        outs = sess.run(None, {name: ref.x})
+        num, boxes, scores, classes = (outs[backend.output_names.index(k)] for k in NMS_OUTPUTS)
         dets = [np.concatenate([boxes[i, :int(num[i, 0])], scores[i, :int(num[i, 0]), None],
                                 classes[i, :int(num[i, 0]), None].astype(np.float32)], 1) for i in range(len(num))]
-        report.cases.append(judge_nms_only(dets, ref, f"openvino {label}", **kw))
+        report.cases.append(judge_nms_only(dets, ref, label, **kw))
     return report, refs
 
 
@@ -195,7 +208,8 @@ def verify_file(model: YOLORModel, path: str | Path, image: str | Path | None = 
         raise InputError(f"{p}: not an ONNX model ({first_line(e)})") from None
     report, refs = verify_onnx(model, proto, image, imgsz)
     if openvino:
-        ov, _ = verify_openvino(model, p, image, imgsz, refs)
+        ov, _ = verify_openvino(model, p, image, imgsz, refs, source=proto)
+        report.nms_openvino = ov.nms_openvino
         for c in ov.cases:
             c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
         report.cases += ov.cases
