@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if e.report is not None:
             console.print(report_table(e.report))
             console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} "
-                          f"{out.with_name(out.stem + '.failed.onnx')}" + (f" --cfg {args.cfg}" if args.cfg else ""))
+                          f"{out.with_name(out.stem + '.failed.onnx')}" + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
         raise
     if result.report is not None:
         console.print(report_table(result.report))

@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         report.write_json(args.report)
     if not report.passed:
-        console.print(f"[bold red]NOT FAITHFUL[/]: {'; '.join(report.failures()[:3])}")
+        console.print(f"[bold red]NOT FAITHFUL[/]: {'; '.join(report.failures()[:3])}", soft_wrap=True)
         if Path(args.model).suffix.lower() == ".onnx":
             console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {args.model}"
-                          + (f" --cfg {args.cfg}" if args.cfg else ""))
+                          + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
         return 1
     for line in report.not_checked():
         console.print(f"[yellow]not checked: {line}[/]")
