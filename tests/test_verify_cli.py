@@ -160,3 +160,15 @@ def test_verify_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: ") and "not an ONNX model" in err[0]
     assert "no such model file" in err[1]
+
+
+def test_demo_detects_real_objects_with_a_conclusive_verification(tmp_path):
+    import json
+
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "verify-report.json").read_text())
+    assert report["status"] == "ok" and report["passed"] and report["max_ratio"] < 1.0
+    assert all(c["status"] == "ok" and c["detections"]["total"] > 0 for c in report["cases"])
+    preds = json.loads((tmp_path / "predict" / "predictions.json").read_text())
+    assert len(preds) >= 10 and {p["category_id"] for p in preds} == {0, 1, 2}
+    assert (tmp_path / "shapes-ssss-w025-320x320.onnx").is_file() and (tmp_path / "predict" / "shapes.jpg").is_file()

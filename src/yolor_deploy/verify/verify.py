@@ -86,7 +86,7 @@ class VerifyReport:
             d = asdict(c)
             d["groups"] = [{**asdict(g), "ratio": g.ratio} for g in c.groups]
             if c.detections is not None:
-                d["detections"].update(rate=c.detections.rate, unmatched=c.detections.unmatched)
+                d["detections"].update(rate=c.detections.rate, unmatched=c.detections.unmatched, total=c.detections.total)
             return d
 
         return {"passed": self.passed, "status": self.status, "half": self.half, "max_ratio": self.max_ratio,
