@@ -22,3 +22,11 @@ def test_ci_runs_the_readme_install_and_test_steps():
     steps = [s.strip() for s in tests.split("&&")][2:]  # after venv creation and activation
     for step in steps:
         assert step in ci, f".ci/run does not run the README step: {step}"
+
+
+def test_ci_also_runs_the_proof_on_avx2_kernels():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m pytest" in ci
+    for name in ("test_paper_model.py", "test_darknet_model.py", "test_export.py", "test_verify_catalogue.py",
+                 "test_verify_cli.py"):
+        assert f"tests/{name}" in ci and (REPO / "tests" / name).is_file()
