@@ -48,9 +48,11 @@ class DetectionCheck:
 
 
 def nms_all(pred: np.ndarray, conf_thres: float, iou_thres: float, max_det: int) -> list[np.ndarray]:
-    """NumPy NMS on [B, N, 5+nc] predictions: per image ndarray[K, 6] (x1, y1, x2, y2, score, cls)."""
-    return non_max_suppression(np.asarray(pred, dtype=np.float32), conf_thres=conf_thres, iou_thres=iou_thres,
-                               max_det=max_det)
+    """NumPy NMS on [B, N, 5+nc] predictions: per image ndarray[K, 6] (x1, y1, x2, y2, score, cls).
+    Broken models give inf/NaN boxes: they are judged, not warned about."""
+    with np.errstate(all="ignore"):
+        return non_max_suppression(np.asarray(pred, dtype=np.float32), conf_thres=conf_thres,
+                                   iou_thres=iou_thres, max_det=max_det)
 
 
 def match_all(ref: list[np.ndarray], test: list[np.ndarray], iou_thres: float = 0.9) -> MatchResult:
