@@ -1,4 +1,4 @@
-"""ONNX Runtime fp32 vs static int8 (QDQ, `yolor_deploy.export.quantize`) latency, interleaved in one run;
+"""ONNX Runtime fp32 vs static int8 (QDQ, `yolor_deploy.quantize`) latency, interleaved in one run;
 with --openvino also OpenVINO fp32 (the same ONNX file) and OpenVINO int8 (NNCF IR).
 
 Builds a registered variant with seeded random weights, exports it (opset 17, static, no NMS),
@@ -46,7 +46,7 @@ def build_models(args, d: Path) -> tuple[dict[str, Path], float]:
 
     from yolor_deploy.assets import sample_image
     from yolor_deploy.export import export_onnx
-    from yolor_deploy.export.quantize import quantize_onnx
+    from yolor_deploy.quantize.ort_qdq import quantize_onnx
     from yolor_deploy.nn.registry import create_model
 
     model = create_model(args.variant, seed=0).float().eval()

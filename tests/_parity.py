@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from yolor_deploy.export.fuse import prepare_for_export
+from yolor_deploy.nn.fold import prepare_for_export
 from yolor_deploy.verify.noise import ReferenceModels
 from yolor_deploy.verify.rule import check_groups, noise_stats
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yolor_deploy.contract import METADATA_KEY
+
 NAMES = ["circle", "square", "triangle"]
 STRIDES = (8, 16, 32)
 _DIR = Path(tempfile.mkdtemp(prefix="yolor-rt-models-"))
@@ -27,11 +29,12 @@ atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 
 def metadata(names=NAMES, stride=STRIDES, imgsz=(320, 320), dynamic=False, batch=1, nms="none",
              conf=0.25, iou=0.45, max_det=300) -> dict:
-    return {"format": 1, "names": list(names), "stride": list(stride), "imgsz": list(imgsz),
-            "dynamic": dynamic, "batch": batch, "pad_value": 114,
-            "nms": {"mode": nms, "conf_thres": conf, "iou_thres": iou, "max_det": max_det},
-            "half": False, "branch": "paper", "variant": "tiny-test", "source_sha256": "0" * 64,
-            "version": "0.1.0"}
+    """The contract's metadata as a dict (tests corrupt copies of it to check the readers)."""
+    from yolor_deploy.contract import ModelMetadata, NmsSettings
+
+    return ModelMetadata(names=tuple(names), stride=tuple(stride), imgsz=tuple(imgsz), dynamic=dynamic,
+                         batch=batch, nms=NmsSettings(nms, conf, iou, max_det), branch="paper",
+                         variant="tiny-test", source_sha256="0" * 64, version="0.1.0").to_dict()
 
 
 def set_metadata(path: Path, meta: dict | None) -> None:
@@ -40,7 +43,7 @@ def set_metadata(path: Path, meta: dict | None) -> None:
     m = onnx.load(str(path))
     del m.metadata_props[:]
     if meta is not None:
-        m.metadata_props.add(key="yolor_deploy", value=json.dumps(meta))
+        m.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
     onnx.save(m, str(path))
 
 

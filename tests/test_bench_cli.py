@@ -31,7 +31,7 @@ def test_bench_two_models_gives_a_ratio(tmp_path, capsys, monkeypatch):
     loaded through a stand-in for yolor_deploy.checkpoint.load_checkpoint)."""
     import torch
 
-    import yolor_deploy.backends_torch as bt
+    import yolor_deploy.runtime.torch_backend as bt
 
     ckpt = tmp_path / "tiny.pt"
     torch.save({"state": tiny_module().state_dict()}, ckpt)

@@ -186,7 +186,7 @@ def trained(tmp_path_factory):
     same loaded model)."""
     if not CKPT.exists():
         pytest.fail(f"{CKPT} is missing (a test must not pass without its data)")
-    from yolor_deploy.backends_torch import TorchBackend
+    from yolor_deploy.runtime.torch_backend import TorchBackend
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
 

@@ -11,6 +11,7 @@ import torch
 
 from conftest import FIXTURES, INPUTS, MAIN_FIXTURES, PAPER_FIXTURES, fixture_path, load_input, load_ref
 from yolor_deploy.checkpoint import load_checkpoint
+from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.cli.main import main
 from yolor_deploy.errors import ExportError, VerificationError
 from yolor_deploy.export import export_onnx
@@ -97,14 +98,15 @@ def test_metadata_contract(tmp_path):
     export_onnx(load_fixture("paper-p6-tiny-nc3"), out, imgsz=(320, 288), verify=False)
     m = onnx.load(out)
     meta = get_metadata(m)
-    assert meta["names"] == ["cat", "dog", "person"] and meta["stride"] == [8, 16, 32, 64]
-    assert meta["imgsz"] == [320, 320]  # 288 rounded up to the largest stride (64)
-    assert meta["pad_value"] == 114 and meta["nms"]["mode"] == "none" and len(meta["source_sha256"]) == 64
+    assert meta.names == ("cat", "dog", "person") and meta.stride == (8, 16, 32, 64)
+    assert meta.imgsz == (320, 320)  # 288 rounded up to the largest stride (64)
+    assert meta.pad_value == 114 and meta.nms.mode == "none" and len(meta.source_sha256) == 64
     ins, outs = m.graph.input[0], m.graph.output[0]
     assert ins.name == "images" and [d.dim_value for d in ins.type.tensor_type.shape.dim] == [1, 3, 320, 320]
     assert outs.name == "output" and [d.dim_value for d in outs.type.tensor_type.shape.dim] == [1, 6375, 8]
     sess_meta = session(out).get_modelmeta().custom_metadata_map
-    assert json.loads(sess_meta["yolor_deploy"]) == meta
+    assert json.loads(sess_meta["yolor_deploy"]) == meta.to_dict()
+    assert ModelMetadata.from_json(sess_meta["yolor_deploy"]) == meta
 
 
 def test_nms_onnx_equals_numpy_nms(tmp_path):
@@ -162,7 +164,7 @@ def test_half_detections_agree_with_fp32(tmp_path):
 
 def test_size_is_rounded_up_with_warning(tmp_path, caplog):
     res = export_onnx(load_fixture("main-csp-tiny"), tmp_path / "m.onnx", imgsz=(300, 333), verify=False)
-    assert res.metadata["imgsz"] == [320, 352]
+    assert res.metadata.imgsz == (320, 352)
     assert any("not a multiple of the largest stride 32" in w for w in res.warnings)
 
 

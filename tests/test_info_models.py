@@ -13,7 +13,7 @@ from test_runtime_detector import _run_without_torch
 from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.cli.main import main
 from yolor_deploy.export import export_onnx
-from yolor_deploy.export.quantize import quantize_onnx
+from yolor_deploy.quantize.ort_qdq import quantize_onnx
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def exported(tmp_path_factory):
         dyn = export_onnx(model, d / "dyn.onnx", imgsz=(256, 256), dynamic=True, nms="onnx", verify=False)
     quantize_onnx(d / "static.onnx", d / "int8.onnx", [IMAGES], calib_size=2)
     return {"static": d / "static.onnx", "xml": d / "static.xml", "dyn": d / "dyn.onnx", "int8": d / "int8.onnx",
-            "sha": static.metadata["source_sha256"], "dyn_meta": dyn.metadata}
+            "sha": static.metadata.source_sha256, "dyn_meta": dyn.metadata}
 
 
 def info_json(path, capsys) -> dict:
@@ -50,7 +50,7 @@ def test_dynamic_onnx_with_nms(exported, capsys):
     info = info_json(exported["dyn"], capsys)
     assert info["input"]["shape"] == ["?", 3, "?", "?"] and info["dynamic"] and info["batch"] is None
     assert list(info["outputs"]) == ["num_dets", "boxes", "scores", "classes"]
-    assert info["nms"] == {"mode": "onnx", **{k: exported["dyn_meta"]["nms"][k] for k in ("conf_thres", "iou_thres", "max_det")}}
+    assert info["nms"] == {"mode": "onnx", **{k: getattr(exported["dyn_meta"].nms, k) for k in ("conf_thres", "iou_thres", "max_det")}}
     assert info["op_types"]["NonMaxSuppression"] >= 1
 
 

@@ -15,6 +15,7 @@ from _runtime_data import assert_same_detections, write_sizes_folder
 from _upstream_detect import CKPT, assert_reproduces_upstream, images
 from conftest import fixture_path
 from test_runtime_detector import _run_without_torch
+from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.cli.main import main
 from yolor_deploy.errors import ExportError, InputError, VerificationError
@@ -52,8 +53,8 @@ def test_export_writes_a_verified_ir_with_metadata(ir):
         c = cases[name]
         assert c.passed and c.output_shape == (1, 6300, 8) and c.detections.rate == 1.0
         assert all(g.onnx_err <= g.tolerance for g in c.groups)
-    meta = json.loads(ov.Core().read_model(str(xml)).get_rt_info(["yolor_deploy"]).astype(str))
-    assert meta == res.metadata and meta["names"] == ["circle", "square", "triangle"]
+    meta = ModelMetadata.from_json(ov.Core().read_model(str(xml)).get_rt_info(["yolor_deploy"]).astype(str))
+    assert meta == res.metadata and meta.names == ("circle", "square", "triangle")
 
 
 def test_nms_ir_is_checked_against_numpy_nms_in_openvino(ir):

@@ -1,4 +1,4 @@
-"""`yolor_deploy.export.quantize` and `yolor-deploy quantize`: ORT static int8 (QDQ) of our exports.
+"""`yolor_deploy.quantize` and `yolor-deploy quantize`: ORT static int8 (QDQ) of our exports.
 
 The real test quantizes the trained fixture (../shared/fixtures/trained) calibrated on its 20
 images and measures mAP of the fp32 and int8 models at 256 through `Detector` + `evaluate`.
@@ -22,7 +22,7 @@ from yolor_deploy.errors import InputError
 from yolor_deploy.eval import evaluate
 from yolor_deploy.export import export_onnx
 from yolor_deploy.export.passes import get_metadata
-from yolor_deploy.export.quantize import (
+from yolor_deploy.quantize.ort_qdq import (
     calibration_batches,
     pick_evenly,
     quantize_onnx,
@@ -82,8 +82,8 @@ def test_int8_graph_has_qdq_int8_weights_and_float_decode(models):
             assert all(producers[i].op_type != "DequantizeLinear" for i in n.input if i in producers), n.name
     assert int8.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     meta, meta32 = get_metadata(int8), get_metadata(fp32)
-    assert meta["quantized"] == "int8-qdq" and meta["quantization"]["calibration_images"] == 20
-    assert {k: v for k, v in meta.items() if k not in ("quantized", "quantization")} == meta32
+    assert meta.quantized == "int8-qdq" and meta.quantization["calibration_images"] == 20
+    assert meta.replace(quantized="", quantization=None) == meta32
     assert not [p for p in models["dir"].iterdir() if p.name.startswith(".")]  # no temp file left
 
 
@@ -100,7 +100,7 @@ def test_nms_graph_quantizes_before_nms(models):
     fp32, int8 = d / "nms.onnx", d / "nms-int8.onnx"
     export_onnx(str(CKPT), fp32, imgsz=IMGSZ, opset=17, verify=False, nms="onnx")
     res = quantize_onnx(fp32, int8, [IMAGES], calib_size=8)
-    assert res.metadata["nms"]["mode"] == "onnx" and res.metadata["quantization"]["calibration_images"] == 8
+    assert res.metadata.nms.mode == "onnx" and res.metadata.quantization["calibration_images"] == 8
     q = onnx.load(str(int8))
     assert "NonMaxSuppression" in {n.op_type for n in q.graph.node} and "QuantizeLinear" in res.op_types
     assert {n.name for n in q.graph.node if n.op_type == "NonMaxSuppression"} <= set(res.float_nodes)
@@ -181,7 +181,7 @@ def test_cli_per_tensor_with_val(models, tmp_path, capsys):
     map50_32, map50_8, map_32, map_8 = map(float, m.groups())
     assert map50_32 > 0.9 and map50_8 >= map50_32 - MAP50_DROP and map_8 >= map_32 - MAP_DROP, text
     q = onnx.load(str(out))
-    assert get_metadata(q)["quantization"]["per_channel"] is False
+    assert get_metadata(q).quantization["per_channel"] is False
     inits = {t.name: t for t in q.graph.initializer}
     w_dq = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
             and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and len(inits[n.input[0]].dims) == 4]

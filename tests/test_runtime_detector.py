@@ -131,7 +131,7 @@ def test_metadata_parsing_and_malformed_metadata(tmp_path):
     broken.write_bytes(model_path("static").read_bytes())
     meta = {"format": 1}  # no names
     set_metadata(broken, meta)
-    with pytest.raises(InputError, match=r"broken-meta.onnx: malformed yolor_deploy metadata \('names'\)"):
+    with pytest.raises(InputError, match=r"broken-meta.onnx: malformed yolor_deploy metadata \(missing 'names'\)"):
         Detector(broken)
 
 
@@ -168,7 +168,7 @@ def test_trt_nms_export_explains_itself(tmp_path):
 def test_torch_backend_and_onnx_agree_through_one_path(tmp_path):
     """The same network as nn.Module (TorchBackend) and as dynamic ONNX give the same detections on
     images of every awkward kind: tiny, portrait, landscape, grayscale, RGBA, 16-bit PNG."""
-    from yolor_deploy.backends_torch import TorchBackend
+    from yolor_deploy.runtime.torch_backend import TorchBackend
 
     files = write_sizes_folder(tmp_path)
     sources = [horses(), *[str(p) for p in files.values()]]
@@ -183,7 +183,7 @@ def test_torch_backend_and_onnx_agree_through_one_path(tmp_path):
 
 
 def test_backend_failure_names_the_file(tmp_path):
-    from yolor_deploy.backends_torch import TorchBackend
+    from yolor_deploy.runtime.torch_backend import TorchBackend
 
     with pytest.raises(InputError, match="no such checkpoint file"):
         TorchBackend(tmp_path / "none.pt")

@@ -6,12 +6,12 @@ from pathlib import Path
 import torch
 
 from ..nn.model import YOLORModel
+from ..fs import atomic_path
 from .load import OUR_FORMAT
 
 
 def save_checkpoint(model: YOLORModel, path: str | Path) -> Path:
     """Write `model` atomically (temp file, then rename)."""
-    from ..runtime.atomic import atomic_path  # here: importing the runtime package loads OpenCV
 
     path = Path(path)
     spec = model.spec

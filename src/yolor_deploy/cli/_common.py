@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
 
 
 def imgsz_arg(values: list[int] | None, default: int = 640) -> tuple[int, int]:
@@ -49,3 +53,15 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                         "openvino, or full names; default: cuda if available, then cpu)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads, ORT and torch (default: runtime's)")
     p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
+
+
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Show Python warnings as one line `warning: <message>` on stderr while inside."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield

@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..runtime import Detector, read_image
-    from ..runtime.atomic import write_json
-    from .predict import warnings_to_stderr
+    from ..fs import write_json
+    from ._common import warnings_to_stderr
 
     if args.runs < 1 or args.batch < 1 or args.warmup < 0:
         raise InputError("--runs and --batch must be >= 1, --warmup >= 0")

@@ -31,7 +31,7 @@ def describe(model, imgsz: tuple[int, int]) -> dict:
 
     return {
         "branch": model.branch, "variant": str(model.variant), "source": getattr(model, "source", None),
-        "sha256": getattr(model, "source_sha256", None), "nc": model.nc, "names": list(model.names),
+        "sha256": model.source_sha256 or None, "nc": model.nc, "names": list(model.names),
         "strides": list(model.strides), "anchors": model.anchors_px().tolist(),
         "parameters": model.num_params(), "imgsz": list(imgsz), "gflops": round(count_gflops(model, imgsz), 2),
     }

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._common import add_backend_arguments, add_inference_size_argument
+from ._common import warnings_to_stderr, add_backend_arguments, add_inference_size_argument
 HELP = "detect objects in images and videos with an ONNX model or a checkpoint"
 DESCRIPTION = """\
 Detect objects with an exported ONNX model (no PyTorch needed) or a PyTorch checkpoint; both go
@@ -45,18 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save-img", action="store_true", help="do not write annotated images/videos")
     p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
     add_backend_arguments(p)
-
-
-@contextlib.contextmanager
-def warnings_to_stderr() -> Iterator[None]:
-    """Show Python warnings as one line `warning: <message>` on stderr while inside."""
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = show
-        yield
 
 
 def default_save_dir(root: Path = Path("runs/predict")) -> Path:

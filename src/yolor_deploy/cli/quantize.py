@@ -52,9 +52,9 @@ def default_output(model: Path, backend: str = "onnxruntime") -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..export.quantize import QuantizeOptions, evaluate_pair, quantize_onnx
+    from ..quantize import QuantizeOptions, evaluate_pair, quantize_onnx
     from ._common import wide_console
-    from .predict import warnings_to_stderr
+    from ._common import warnings_to_stderr
 
     if (args.val_images is None) != (args.val_labels is None):
         raise InputError("--val-images and --val-labels go together")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             res = quantize_onnx(args.model, out, args.calib, opts)
         for note in res.warnings:
             console.print(f"[yellow]warning: {note}[/]", highlight=False)
-        q = res.metadata["quantization"]
+        q = res.metadata.quantization or {}
         ops = res.op_types
         if args.backend == "openvino":
             console.print(f"calibrated on {q['calibration_images']} image(s) (NNCF); {ops.get('FakeQuantize', 0)} "

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..eval import evaluate
     from ..runtime import Detector
-    from ..runtime.atomic import write_json
-    from .predict import warnings_to_stderr
+    from ..fs import write_json
+    from ._common import warnings_to_stderr
 
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")

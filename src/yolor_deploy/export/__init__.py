@@ -1,6 +1,6 @@
 """Export-time rewrites and ONNX export (kept apart from the faithful networks in nn/).
 
-Imports are lazy: `yolor_deploy.export.quantize` works on ONNX files and needs no torch.
+Imports are lazy: `import yolor_deploy.export` alone loads no torch.
 """
 __all__ = ["ExportOptions", "ExportResult", "export_onnx"]
 

@@ -13,20 +13,25 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
 
 from .. import __version__
+from ..contract import NMS_MODES, PAD_VALUE, ModelMetadata, NmsSettings, parse_imgsz, round_to_stride
 from ..errors import ExportError, VerificationError, first_line
+from ..formats.onnx_meta import op_types, set_metadata
 from ..nn.model import YOLORModel
 from . import passes
-from .fuse import prepare_for_export
+from ..nn.fold import prepare_for_export
 from .rewrites import export_context
+
+if TYPE_CHECKING:
+    from ..verify.verify import VerifyReport
 
 log = logging.getLogger(__name__)
 MIN_OPSET, MAX_OPSET = 11, 20  # CumSum/NonMaxSuppression need 11; the TorchScript exporter stops at 20
-NMS_MODES = ("none", "onnx", "trt")
 
 
 @dataclass
@@ -52,8 +57,8 @@ class ExportOptions:
 @dataclass
 class ExportResult:
     path: Path
-    metadata: dict
-    report: object | None = None  # verify.VerifyReport
+    metadata: ModelMetadata
+    report: VerifyReport | None = None
     fold_counts: dict = field(default_factory=dict)
     op_types: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -75,11 +80,8 @@ class ExportWrapper(torch.nn.Module):
 
 
 def round_imgsz(imgsz, stride: int) -> tuple[tuple[int, int], list[str]]:
-    hw = (int(imgsz[0]), int(imgsz[-1])) if isinstance(imgsz, (list, tuple)) else (int(imgsz), int(imgsz))
-    out = tuple(max(stride, -(-v // stride) * stride) for v in hw)
-    notes = [] if out == hw else [f"image size {hw[0]}x{hw[1]} is not a multiple of the largest stride {stride}: "
-                                  f"using {out[0]}x{out[1]}"]
-    return out, notes
+    hw, note = round_to_stride(parse_imgsz(imgsz), stride)
+    return hw, [note] if note else []
 
 
 def check_options(o: ExportOptions) -> None:
@@ -122,18 +124,15 @@ def build_raw_onnx(model: YOLORModel, o: ExportOptions) -> tuple[onnx.ModelProto
         raise ExportError(f"torch.onnx.export failed at opset {o.opset}: {first_line(e)}") from None
     if o.simplify:
         proto = passes.simplify(proto)
-    return proto, getattr(emodel, "fold_counts", {})
+    return proto, dict(emodel.fold_counts)
 
 
-def build_metadata(model: YOLORModel, o: ExportOptions) -> dict:
-    return {
-        "format": 1, "names": list(model.names), "stride": [int(s) for s in model.strides],
-        "imgsz": list(o.imgsz), "dynamic": o.dynamic, "batch": None if o.dynamic else o.batch, "pad_value": 114,
-        "nms": {"mode": o.nms, "conf_thres": o.conf_thres, "iou_thres": o.iou_thres, "max_det": o.max_det},
-        "half": o.half, "branch": model.branch, "variant": str(model.variant),
-        "source_sha256": getattr(model, "source_sha256", ""), "version": __version__,
-        "input": {"name": "images", "layout": "NCHW", "color": "RGB", "scale": "0..1", "letterbox": True},
-    }
+def build_metadata(model: YOLORModel, o: ExportOptions) -> ModelMetadata:
+    return ModelMetadata(
+        names=tuple(model.names), stride=tuple(int(s) for s in model.strides), imgsz=tuple(o.imgsz),  # type: ignore[arg-type]
+        dynamic=o.dynamic, batch=None if o.dynamic else o.batch, pad_value=PAD_VALUE,
+        nms=NmsSettings(o.nms, o.conf_thres, o.iou_thres, o.max_det), half=o.half, branch=model.branch,
+        variant=str(model.variant), source_sha256=model.source_sha256, version=__version__)
 
 
 def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml: Path | None = None):
@@ -161,7 +160,7 @@ def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml:
 
 
 def _save(proto: onnx.ModelProto, path: Path) -> None:
-    from ..runtime.atomic import atomic_path
+    from ..fs import atomic_path
 
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
@@ -187,17 +186,17 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
     raw, fold_counts = build_raw_onnx(model, o)
     final = raw
     if o.nms != "none":
-        final = passes.add_nms(onnx.ModelProto.FromString(raw.SerializeToString()), o.nms, o.conf_thres,
+        final = passes.add_nms(raw, o.nms, o.conf_thres,
                                o.iou_thres, o.max_det, o.opset, model.nc)
     meta = build_metadata(model, o)
-    final = passes.set_metadata(final, meta)
+    final = set_metadata(final, meta)
     if o.nms != "trt":
         onnx.checker.check_model(final)
-    result = ExportResult(out, meta, None, fold_counts, passes.op_types(final), notes)
+    result = ExportResult(out, meta, None, fold_counts, op_types(final), notes)
     with contextlib.ExitStack() as stack:
         ir_xml = None
         if o.openvino:
-            from .openvino_ir import convert_to_ir, ir_workdir
+            from ..formats.openvino_ir import convert_to_ir, ir_workdir
 
             ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
@@ -211,7 +210,7 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
                                         f"the failing model was kept at {kept}", result.report)
         _save(final, out)
         if ir_xml is not None:
-            from .openvino_ir import install_ir
+            from ..formats.openvino_ir import install_ir
 
             result.openvino_paths = install_ir(ir_xml, out)
     return result

@@ -1,14 +1,17 @@
-"""ONNX passes: pure functions `ModelProto -> ModelProto`, chained by `export_onnx` in this order:
-simplify -> add_nms -> set_metadata. torch is imported only by the passes that export a module."""
+"""ONNX passes: pure functions `ModelProto -> ModelProto` (copy in, return new), chained by `export_onnx`:
+simplify -> add_nms -> `formats.onnx_meta.set_metadata`. torch is imported only by the passes that
+export a module."""
 from __future__ import annotations
 
 import io
-import json
 import warnings
 
 import onnx
 
-METADATA_KEY = "yolor_deploy"
+from ..contract import NMS_OUTPUTS
+from ..formats.onnx_meta import copy_model, get_metadata, op_types, set_metadata, unique_opsets
+
+__all__ = ["add_nms", "export_module", "get_metadata", "op_types", "set_metadata", "simplify", "unique_opsets"]
 
 
 def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -17,7 +20,7 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        slim = onnxslim.slim(model)
+        slim = onnxslim.slim(copy_model(model))
     return slim if isinstance(slim, onnx.ModelProto) else model
 
 
@@ -34,14 +37,13 @@ def export_module(module, example: tuple, input_names, output_names, dynamic_axe
     return onnx.load_from_string(buf.getvalue())
 
 
-NMS_OUTPUTS = ["num_dets", "boxes", "scores", "classes"]
-
 
 def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: float, max_det: int,
             opset: int, nc: int) -> onnx.ModelProto:
-    """Append an NMS graph (`OnnxNMS` or `TrtNMS`) after the `output` [B, N, 5+nc] of `model`."""
+    """A copy of `model` with an NMS graph (`OnnxNMS` or `TrtNMS`) after its `output` [B, N, 5+nc]."""
     import torch
 
+    model = copy_model(model)
     from .nms import NMS_MODULES
 
     out = model.graph.output[0]
@@ -49,7 +51,7 @@ def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: flo
     post = NMS_MODULES[mode](conf_thres, iou_thres, max_det).eval()
     example = (torch.rand(1, 512, no),)
     dyn = {"pred": {0: "batch", 1: "anchors"}, **{k: {0: "batch"} for k in NMS_OUTPUTS}}
-    nms_model = export_module(post, example, ["pred"], NMS_OUTPUTS, dyn, opset)
+    nms_model = export_module(post, example, ["pred"], list(NMS_OUTPUTS), dyn, opset)
     if mode == "trt":
         nms_model.opset_import.append(onnx.helper.make_opsetid("TRT", 1))
         model.opset_import.append(onnx.helper.make_opsetid("TRT", 1))
@@ -66,18 +68,6 @@ def add_nms(model: onnx.ModelProto, mode: str, conf_thres: float, iou_thres: flo
     return unique_opsets(merged)
 
 
-def unique_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
-    """One opset entry per domain, the highest (`onnx.compose.merge_models` repeats them; ORT's
-    quantizer refuses such files)."""
-    best: dict[str, int] = {}
-    for o in model.opset_import:
-        dom = "" if o.domain == "ai.onnx" else o.domain
-        best[dom] = max(best.get(dom, 0), o.version)
-    del model.opset_import[:]
-    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in best.items())
-    return model
-
-
 def _set_nms_output_shapes(model: onnx.ModelProto, k: int) -> None:
     """Declare the fixed dims of the NMS outputs (num_dets [B,1], boxes [B,K,4], scores/classes [B,K]):
     the exporter leaves them symbolic, TensorRT engine builders like them concrete."""
@@ -88,32 +78,3 @@ def _set_nms_output_shapes(model: onnx.ModelProto, k: int) -> None:
             if i < len(dims):
                 dims[i].Clear()
                 dims[i].dim_value = v
-
-
-def set_metadata(model: onnx.ModelProto, meta: dict) -> onnx.ModelProto:
-    """Our metadata as one JSON value (read back with json.loads), plus plain `names`/`stride` keys."""
-    props = {p.key: p.value for p in model.metadata_props}
-    props[METADATA_KEY] = json.dumps(meta, sort_keys=True)
-    props["names"] = json.dumps({i: n for i, n in enumerate(meta["names"])})
-    props["stride"] = str(max(meta["stride"]))
-    del model.metadata_props[:]
-    for k, v in props.items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
-    model.producer_name = "yolor-deploy"
-    model.producer_version = meta.get("version", "")
-    return model
-
-
-def get_metadata(model: onnx.ModelProto) -> dict | None:
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            return json.loads(p.value)
-    return None
-
-
-def op_types(model: onnx.ModelProto) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for n in model.graph.node:
-        key = f"{n.domain}::{n.op_type}" if n.domain and n.domain != "ai.onnx" else n.op_type
-        counts[key] = counts.get(key, 0) + 1
-    return counts

@@ -29,6 +29,8 @@ class YOLORModel(nn.Module):
         self.variant = ""  # registry name or config path, set by the builder
         self.spec = None  # the cfg spec the model was built from
         self.strides: list[int] = []  # filled by the subclass after building
+        self.source_sha256 = ""  # sha256 of the checkpoint file it was loaded from (set by the loader)
+        self.fold_counts: dict[str, int] = {}  # folds applied by `nn.fold.prepare_for_export`, per kind
         self.decode = Decode(na, self.no)
 
     # --- to implement -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Torch-free inference: letterbox, ONNX Runtime, NumPy NMS, results, sources and drawing.
 
 Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch. A `.pt`
-checkpoint given to `Detector` is run by `yolor_deploy.backends_torch`, imported only then.
+checkpoint given to `Detector` is run by `yolor_deploy.runtime.torch_backend`, imported only then.
 """
 from .backends import Backend, OrtBackend, ProviderError, resolve_providers
 from .boxes import box_convert, box_iou, clip_boxes, scale_boxes

@@ -1,7 +1,7 @@
 """Inference backends: run a preprocessed batch, return the model's raw outputs.
 
 Every backend has the same face (`Backend`), so the `Detector` drives an ONNX model and a PyTorch
-checkpoint (`yolor_deploy.backends_torch.TorchBackend`) through one pre/post-processing path.
+checkpoint (`yolor_deploy.runtime.torch_backend.TorchBackend`) through one pre/post-processing path.
 This module imports onnxruntime lazily, and never torch.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError, YolorDeployError, first_line
+from ..contract import NMS_OUTPUTS
 from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
 
-NMS_OUTPUTS = ("num_dets", "boxes", "scores", "classes")
 
 # Short names accepted for execution providers (case-insensitive), besides the full ORT names.
 PROVIDER_ALIASES = {

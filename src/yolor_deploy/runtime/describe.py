@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .detector import open_backend
-from .metadata import MetadataWarning
+from .metadata import METADATA_KEY, MetadataWarning
 
 MODEL_SUFFIXES = (".onnx", ".xml")
 
@@ -25,16 +25,15 @@ def describe_model(path: str | Path) -> dict:
         warnings.simplefilter("always", MetadataWarning)
         backend = open_backend(path)
     m = backend.metadata
-    raw = json.loads(backend.metadata_text) if backend.metadata_text else {}
     info = {
         "file": str(path), "format": "OpenVINO IR" if path.suffix.lower() == ".xml" else "ONNX",
         "runtime": backend.name, "load_s": round(backend.load_seconds, 3),
         "input": {"shape": _dims(backend.input_shape), "dtype": str(backend.input_dtype)},
         "outputs": {n: _dims(s) for n, s in zip(backend.output_names, backend.output_shapes)},
-        "metadata": "yolor_deploy" if m.from_model else "none (defaults assumed)",
+        "metadata": METADATA_KEY if m.from_model else "none (defaults assumed)",
         "names": list(m.names), "stride": list(m.stride), "imgsz": list(m.imgsz) if m.imgsz else None,
         "dynamic": m.dynamic, "batch": m.batch, "pad_value": m.pad_value, "nms": asdict(m.nms), "half": m.half,
-        "quantized": raw.get("quantized"), "branch": m.branch, "variant": m.variant,
+        "quantized": m.quantized or None, "branch": m.branch, "variant": m.variant,
         "source_sha256": m.source_sha256, "version": m.version,
         "warnings": [str(w.message) for w in caught if issubclass(w.category, MetadataWarning)],
     }

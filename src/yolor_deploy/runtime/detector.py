@@ -96,7 +96,7 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         from .openvino_backend import OpenVINOBackend
 
         return OpenVINOBackend(path, device=device, threads=threads)
-    from ..backends_torch import TorchBackend
+    from .torch_backend import TorchBackend
 
     return TorchBackend(path, cfg=cfg, threads=threads)
 

@@ -15,18 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, first_line
+from ..formats.openvino_ir import import_openvino
 from .backends import _dim, read_metadata
 from .metadata import METADATA_KEY
 
 DEFAULT_DEVICE = "CPU"
-
-
-def import_openvino():
-    try:
-        import openvino
-    except ImportError:
-        raise InputError("the OpenVINO backend needs openvino: pip install 'yolor-deploy[openvino]'") from None
-    return openvino
 
 
 def rt_metadata(model) -> str | None:

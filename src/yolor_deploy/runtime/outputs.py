@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 
 from ..errors import InputError
-from . import atomic
+from .. import fs as atomic
 from .draw import draw_detections
 from .results import Detections
 from .sources import Frame

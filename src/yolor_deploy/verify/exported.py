@@ -13,7 +13,6 @@ Sizes: a static input is verified at its own size; a dynamic one at the metadata
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 import onnx
 import torch
 
+from ..contract import NMS_OUTPUTS, RAW_OUTPUT, MetadataError, ModelMetadata, NmsSettings, round_to_stride
 from ..errors import InputError, VerificationError, first_line
 from ..nn.model import YOLORModel
 from .noise import Reference, ReferenceModels
 from .verify import VerifyReport, graph_checks, judge_nms_only, verification_inputs, verify_nms_graph, verify_raw
 
-NMS_OUTPUTS = ("num_dets", "boxes", "scores", "classes")
-RAW = "output"
+RAW = RAW_OUTPUT
 
 
 @dataclass
@@ -47,7 +46,7 @@ class ModelFacts:
 
 def references(model: YOLORModel, inputs: list[tuple[str, np.ndarray]]) -> list[tuple[str, Reference]]:
     """float64 and fp32-variant PyTorch outputs for every input (see noise.py)."""
-    from ..export.fuse import prepare_for_export
+    from ..nn.fold import prepare_for_export
 
     models = ReferenceModels(model, prepare_for_export(model, fold=True))
     return [(label, models.reference(x)) for label, x in inputs]
@@ -58,15 +57,13 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | None]:
             for d in vi.type.tensor_type.shape.dim]
 
 
-def _meta(proto: onnx.ModelProto) -> dict:
-    from ..runtime.metadata import METADATA_KEY
+def _meta(proto: onnx.ModelProto) -> ModelMetadata | None:
+    from ..formats.onnx_meta import get_metadata
 
-    props = {p.key: p.value for p in proto.metadata_props}
     try:
-        meta = json.loads(props.get(METADATA_KEY, "{}"))
-    except ValueError:
-        meta = {}
-    return meta if isinstance(meta, dict) else {}
+        return get_metadata(proto)
+    except MetadataError as e:
+        raise InputError(f"malformed yolor_deploy metadata ({e})") from None
 
 
 def _mostly_half(proto: onnx.ModelProto) -> bool:
@@ -80,17 +77,15 @@ def onnx_facts(proto: onnx.ModelProto, imgsz: tuple[int, int] | None, stride: in
                                 f"{[(i.name, _dims(i)) for i in proto.graph.input]}")
     b, _, h, w = _dims(proto.graph.input[0])
     meta = _meta(proto)
-    nms = meta.get("nms", {}) if isinstance(meta.get("nms"), dict) else {}
     outs = [o.name for o in proto.graph.output]
-    mode = nms.get("mode") or ("onnx" if "num_dets" in outs else "none")
+    nms = meta.nms if meta is not None else NmsSettings("onnx" if "num_dets" in outs else "none")
     if h is not None and w is not None:
         hw = (h, w)
     else:
-        hw = tuple(imgsz or meta.get("imgsz") or (640, 640))  # type: ignore[assignment]
-        hw = tuple(max(stride, -(-int(v) // stride) * stride) for v in hw)  # type: ignore[assignment]
-    return ModelFacts(hw, b or 1, b is None or h is None, bool(meta.get("half", _mostly_half(proto))), mode,
-                      float(nms.get("conf_thres", 0.25)), float(nms.get("iou_thres", 0.45)),
-                      int(nms.get("max_det", 300)))
+        hw, _ = round_to_stride(imgsz or (meta.imgsz if meta is not None else None) or (640, 640), stride)
+    half = meta.half if meta is not None else _mostly_half(proto)
+    return ModelFacts(hw, b or 1, b is None or h is None, half, nms.mode, nms.conf_thres, nms.iou_thres,
+                      nms.max_det)
 
 
 def raw_output_model(proto: onnx.ModelProto, nc: int) -> onnx.ModelProto | None:
@@ -119,7 +114,7 @@ def raw_output_model(proto: onnx.ModelProto, nc: int) -> onnx.ModelProto | None:
 def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | None,
                 imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
     """Judge an ONNX model (in ONNX Runtime, CPU) against `model`. Returns (report, refs used)."""
-    from ..export.passes import op_types
+    from ..formats.onnx_meta import op_types
     from ..runtime.backends import cpu_session
 
     f = onnx_facts(proto, imgsz, max(model.strides))
@@ -166,8 +161,7 @@ def verify_openvino(model: YOLORModel, path: str | Path, image: str | Path | Non
     b, _, h, w = backend.input_shape
     dynamic = b is None or h is None or w is None
     stride = max(model.strides)
-    hw = (h, w) if not dynamic else tuple(max(stride, -(-int(v) // stride) * stride)
-                                          for v in (imgsz or meta.imgsz or (640, 640)))
+    hw = (h, w) if not dynamic else round_to_stride(imgsz or meta.imgsz or (640, 640), stride)[0]
     if refs is None:
         refs = references(model, verification_inputs(hw, b or 1, stride, dynamic, image))  # type: ignore[arg-type]
     kw = dict(conf_thres=meta.nms.conf_thres, iou_thres=meta.nms.iou_thres, max_det=meta.nms.max_det)

@@ -258,9 +258,13 @@ def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, pf: torch.T
 
 
 def is_half(proto: onnx.ModelProto) -> bool:
-    from ..export.passes import get_metadata
+    from ..formats.onnx_meta import get_metadata
 
-    return bool((get_metadata(proto) or {}).get("half", False))
+    try:
+        meta = get_metadata(proto)
+    except ValueError:
+        return False
+    return bool(meta is not None and meta.half)
 
 
 def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: np.ndarray,
@@ -271,7 +275,7 @@ def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: n
     the decoded output last. `rtol` defaults to DEFAULT_RTOL, HALF_RTOL for a `--half` export (whose
     decoded output then also gets the rtol part; an fp32 export's output is judged as `verify` does).
     """
-    from ..export.fuse import prepare_for_export
+    from ..nn.fold import prepare_for_export
 
     proto = onnx_path if isinstance(onnx_path, onnx.ModelProto) else onnx.load(str(onnx_path))
     half = is_half(proto)

@@ -94,7 +94,7 @@ class VerifyReport:
                 "graph": self.graph}
 
     def write_json(self, path: str | Path) -> None:
-        from ..runtime.atomic import write_json
+        from ..fs import write_json
 
         write_json(path, self.to_dict(), indent=2)
 

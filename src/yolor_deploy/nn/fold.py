@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import paper_layers as L
-from ..nn.model import YOLORModel
-from ..nn.paper_head import IDetect
+from . import paper_layers as L
+from .model import YOLORModel
+from .paper_head import IDetect
 
 
 def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..contract import ModelMetadata
 from ..errors import ExportError, InputError, first_line
 
 NNCF_TAG = "int8-nncf"
@@ -47,10 +48,10 @@ def _quiet_nncf():
 
 
 def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float: list[str],
-                   metadata: dict, workdir: str | Path) -> tuple[Path, dict]:
+                   metadata: ModelMetadata, workdir: str | Path) -> tuple[Path, dict]:
     """Quantize `model` (fp32, nodes named) with NNCF on `batches`, the nodes `keep_float` ignored; save
     `workdir/model.xml` (+ .bin) with `metadata` in rt_info. Returns (xml path, op type counts)."""
-    from .openvino_ir import read_onnx, save_ir
+    from ..formats.openvino_ir import read_onnx, save_ir
 
     ov_model = read_onnx(model, workdir)
     with _quiet_nncf() as nncf:
@@ -66,7 +67,7 @@ def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float
 
 def float_tail_is_kept(xml: str | Path, keep_float: list[str]) -> bool:
     """True when no FakeQuantize feeds a node of `keep_float` in the saved IR (checked, not assumed)."""
-    from ..runtime.openvino_backend import import_openvino
+    from ..formats.openvino_ir import import_openvino
 
     ov = import_openvino()
     names = set(keep_float)

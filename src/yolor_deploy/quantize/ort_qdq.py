@@ -1,5 +1,5 @@
 """`quantize_onnx`: an fp32 ONNX export -> ONNX Runtime static int8 model (QDQ format), or, with
-`backend="openvino"`, an OpenVINO int8 IR made by NNCF (`quantize_openvino`).
+`backend="openvino"`, an OpenVINO int8 IR made by NNCF (`openvino_nncf`).
 
 What stays float, and why (measured on the trained shapes model, 20 images at 256):
 - the *tail*, every node after the last Conv on its path: the box decode (grid from CumSum,
@@ -30,7 +30,8 @@ import numpy as np
 import onnx
 
 from ..errors import ExportError, InputError, first_line
-from . import passes
+from ..contract import ModelMetadata
+from ..formats.onnx_meta import get_metadata, op_types, opset_version, set_metadata, unique_opsets
 
 MIN_QUANT_OPSET = 13  # per-axis DequantizeLinear
 METHODS = ("minmax", "percentile")
@@ -50,7 +51,7 @@ class QuantizeOptions:
 @dataclass
 class QuantizeResult:
     path: Path
-    metadata: dict
+    metadata: ModelMetadata
     calib_images: list[Path]
     float_nodes: list[str]  # nodes kept in float (the decode/NMS tail)
     bytes_in: int = 0
@@ -71,24 +72,23 @@ def load_fp32_model(path: str | Path) -> onnx.ModelProto:
         raise InputError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
 
 
-def opset_version(model: onnx.ModelProto) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
-def check_quantizable(model: onnx.ModelProto, source: str = "model", backend: str = "onnxruntime") -> dict:
+def check_quantizable(model: onnx.ModelProto, source: str = "model", backend: str = "onnxruntime") -> ModelMetadata:
     """Our metadata of `model`, or InputError saying why it cannot be quantized here."""
     opset = opset_version(model)
     if backend == "onnxruntime" and opset < MIN_QUANT_OPSET:
         raise InputError(f"{source}: opset {opset} cannot hold per-channel int8 (DequantizeLinear with an "
                          f"axis needs opset {MIN_QUANT_OPSET}); re-export with `--opset {MIN_QUANT_OPSET}` or higher")
-    meta = passes.get_metadata(model)
+    try:
+        meta = get_metadata(model)
+    except ValueError as e:
+        raise InputError(f"{source}: malformed yolor_deploy metadata ({e})") from None
     if meta is None:
         raise InputError(f"{source}: no yolor_deploy metadata; quantize a model made by `yolor-deploy export`")
-    if meta.get("quantized"):
-        raise InputError(f"{source}: already quantized ({meta['quantized']}); quantize the fp32 export")
-    if meta.get("half"):
+    if meta.quantized:
+        raise InputError(f"{source}: already quantized ({meta.quantized}); quantize the fp32 export")
+    if meta.half:
         raise InputError(f"{source}: an fp16 (--half) export; quantize the fp32 export instead")
-    if (meta.get("nms") or {}).get("mode") == "trt":
+    if meta.nms.mode == "trt":
         raise InputError(f"{source}: --nms trt graphs cannot run in ONNX Runtime for calibration; "
                          f"quantize an --nms none or --nms onnx export")
     return meta
@@ -205,7 +205,7 @@ def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
     """`model` (checked, fp32) -> (int8 QDQ model, names of nodes kept float); metadata not yet updated."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    model = name_nodes(passes.unique_opsets(onnx.ModelProto.FromString(model.SerializeToString())))
+    model = name_nodes(unique_opsets(model))
     keep_float = tail_nodes(model)
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[o.method]
     extra = {"CalibStridedMinMax": 1,  # collect ranges one batch at a time (ORT merges them)
@@ -250,7 +250,7 @@ def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path
     if out.resolve() == src.resolve():
         raise InputError(f"{out}: would overwrite the fp32 model; choose another output")
     if o.backend == "openvino":
-        from .quantize_openvino import check_ir_output
+        from .openvino_nncf import check_ir_output
 
         check_ir_output(out)
     proto = load_fp32_model(src)
@@ -268,32 +268,33 @@ def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path
 
 
 def _quantize_ort(proto, batches, meta, n_calib, out: Path, o: QuantizeOptions):
-    from ..runtime.atomic import atomic_path
+    from ..fs import atomic_path
 
     qproto, keep_float = quantize_model(proto, batches, o)
-    qmeta = {**meta, "quantized": QUANTIZED_TAG,
-             "quantization": {"format": "QDQ", "weights": "int8", "activations": "uint8",
-                              "per_channel": o.per_channel, "calibration": o.method,
-                              "calibration_images": n_calib, "float_nodes": len(keep_float)}}
-    qproto = passes.set_metadata(qproto, qmeta)
+    qmeta = meta.replace(quantized=QUANTIZED_TAG,
+                         quantization={"format": "QDQ", "weights": "int8", "activations": "uint8",
+                                       "per_channel": o.per_channel, "calibration": o.method,
+                                       "calibration_images": n_calib, "float_nodes": len(keep_float)})
+    qproto = set_metadata(qproto, qmeta)
     try:
         with atomic_path(out) as tmp:
             onnx.save(qproto, str(tmp))
     except OSError as e:
         raise InputError(f"{out}: cannot write ({e.strerror or e})") from None
-    return qmeta, keep_float, passes.op_types(qproto), out.stat().st_size
+    return qmeta, keep_float, op_types(qproto), out.stat().st_size
 
 
 def _quantize_openvino(proto, batches, meta, n_calib, out: Path):
-    from .openvino_ir import install_ir, ir_workdir
-    from .quantize_openvino import NNCF_TAG, float_tail_is_kept, quantize_to_ir
+    from ..formats.openvino_ir import install_ir, ir_workdir
+    from .openvino_nncf import NNCF_TAG, float_tail_is_kept, quantize_to_ir
 
-    proto = name_nodes(passes.unique_opsets(onnx.ModelProto.FromString(proto.SerializeToString())))
+    proto = name_nodes(unique_opsets(proto))
     keep_float = tail_nodes(proto)
-    qmeta = {**meta, "quantized": NNCF_TAG,
-             "quantization": {"format": "OpenVINO IR (NNCF FakeQuantize)", "weights": "int8", "activations": "int8",
-                              "per_channel": True, "calibration": "nncf performance preset",
-                              "calibration_images": n_calib, "float_nodes": len(keep_float)}}
+    qmeta = meta.replace(quantized=NNCF_TAG,
+                         quantization={"format": "OpenVINO IR (NNCF FakeQuantize)", "weights": "int8",
+                                       "activations": "int8", "per_channel": True,
+                                       "calibration": "nncf performance preset", "calibration_images": n_calib,
+                                       "float_nodes": len(keep_float)})
     try:
         with ir_workdir(out) as d:
             xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d)

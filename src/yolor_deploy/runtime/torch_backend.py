@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .runtime.metadata import DEFAULT_STRIDES, ModelMetadata, NmsSettings
+from ..errors import InputError
+from .metadata import DEFAULT_STRIDES, ModelMetadata, NmsSettings
 
 
 class TorchBackend:
@@ -52,7 +52,7 @@ class TorchBackend:
         if not path.is_file():
             raise InputError(f"{path}: no such checkpoint file")
         try:
-            from .checkpoint import load_checkpoint
+            from ..checkpoint import load_checkpoint
         except ImportError as e:
             raise InputError(f"{path}: loading checkpoints needs yolor_deploy.checkpoint, which is "
                              f"not available ({e})") from None

@@ -7,7 +7,6 @@ target and renamed into place, `.bin` first, so no half-written IR appears under
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -15,8 +14,16 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ExportError, first_line
-from ..runtime.metadata import METADATA_KEY
+from ..contract import METADATA_KEY, ModelMetadata
+from ..errors import ExportError, InputError, first_line
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise InputError("OpenVINO is not installed: pip install 'yolor-deploy[openvino]'") from None
+    return openvino
 
 
 def ir_paths(out: str | Path) -> tuple[Path, Path]:
@@ -28,8 +35,6 @@ def ir_paths(out: str | Path) -> tuple[Path, Path]:
 def read_onnx(model: onnx.ModelProto, workdir: str | Path):
     """`model` as an OpenVINO model, read by OpenVINO's ONNX reader (through `workdir/model.onnx`, which
     stays there until the workdir is removed: OpenVINO may map its weights)."""
-    from ..runtime.openvino_backend import import_openvino
-
     src = Path(workdir) / "model.onnx"
     onnx.save(model, str(src))
     try:
@@ -38,17 +43,15 @@ def read_onnx(model: onnx.ModelProto, workdir: str | Path):
         raise ExportError(f"OpenVINO cannot convert the ONNX model: {first_line(e)}") from None
 
 
-def save_ir(ov_model, metadata: dict, workdir: str | Path) -> Path:
+def save_ir(ov_model, metadata: ModelMetadata, workdir: str | Path) -> Path:
     """Write `ov_model` with `metadata` in its rt_info as `workdir/model.xml` (+ .bin); return the .xml."""
-    from ..runtime.openvino_backend import import_openvino
-
-    ov_model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
+    ov_model.set_rt_info(metadata.to_json(), [METADATA_KEY])
     xml = Path(workdir) / "model.xml"
     import_openvino().save_model(ov_model, str(xml), compress_to_fp16=False)
     return xml
 
 
-def convert_to_ir(model: onnx.ModelProto, metadata: dict, workdir: str | Path) -> Path:
+def convert_to_ir(model: onnx.ModelProto, metadata: ModelMetadata, workdir: str | Path) -> Path:
     """Convert `model` into `workdir/model.xml` (+ .bin) with `metadata`; return the .xml path."""
     return save_ir(read_onnx(model, workdir), metadata, workdir)
 

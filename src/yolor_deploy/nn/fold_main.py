@@ -15,9 +15,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..nn.darknet import DarknetModel
-from ..nn.darknet_layers import ControlChannels, Implicit, ShiftChannels
-from .fuse import fold_affine_into_conv, fold_bn_into_conv
+from .darknet import DarknetModel
+from .darknet_layers import ControlChannels, Implicit, ShiftChannels
+from .fold import fold_affine_into_conv, fold_bn_into_conv
 
 
 @torch.no_grad()
