@@ -46,8 +46,8 @@ def build_models(args, d: Path) -> tuple[dict[str, Path], float]:
 
     from yolor_deploy.assets import sample_image
     from yolor_deploy.export import export_onnx
-    from yolor_deploy.quantize.ort_qdq import quantize_onnx
     from yolor_deploy.nn.registry import create_model
+    from yolor_deploy.quantize.ort_qdq import quantize_onnx
 
     model = create_model(args.variant, seed=0).float().eval()
     paths = {"fp32": d / "fp32.onnx", "int8": d / "int8.onnx"}

@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     print("smallest err/tol per bug (over models):")
     for bug, per in results["bugs"].items():
         lo = min(per.values(), key=lambda v: v[1])
-        print(f"  {bug:32s} {lo[1]:10.3g}  ({'caught everywhere' if not any(p for p, _ in per.values()) else 'MISSED'})")
+        verdict = "caught everywhere" if not any(p for p, _ in per.values()) else "MISSED"
+        print(f"  {bug:32s} {lo[1]:10.3g}  ({verdict})")
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))

@@ -102,8 +102,8 @@ BUGS: dict[str, Callable] = {
 
 def export_with_bug(model, bug: str, imgsz=(320, 320), dynamic: bool = False):
     """The ONNX ModelProto of `model` exported with `bug` injected (no verification)."""
-    from yolor_deploy.export.onnx_export import ExportOptions, build_metadata, build_raw_onnx
     from yolor_deploy.export import passes
+    from yolor_deploy.export.onnx_export import ExportOptions, build_metadata, build_raw_onnx
 
     o = ExportOptions(imgsz=imgsz, dynamic=dynamic, verify=False)
     with BUGS[bug](model) as m:

@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,7 @@ def tiny_module(nc: int = 3, seed: int = 0):
     return TinyYolo().eval()
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_path(kind: str = "static", nc: int = 3) -> Path:
     """kind: "static" (1x3x320x320), "static-b2" (2x3x320x320), "dynamic" (B, H, W), "nometa"
     (static, metadata stripped), "nms" (outputs as an --nms onnx export, fixed boxes)."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 import cv2
+
 from _runtime_data import horses
 from _runtime_models import model_path, tiny_module
-
 from yolor_deploy.cli.main import main
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from yolor_deploy.cli.main import main
 from yolor_deploy.errors import InputError
 from yolor_deploy.eval import (
@@ -186,9 +186,9 @@ def trained(tmp_path_factory):
     same loaded model)."""
     if not CKPT.exists():
         pytest.fail(f"{CKPT} is missing (a test must not pass without its data)")
-    from yolor_deploy.runtime.torch_backend import TorchBackend
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
+    from yolor_deploy.runtime.torch_backend import TorchBackend
 
     model = load_checkpoint(CKPT)
     onnx_path = tmp_path_factory.mktemp("val") / "shapes-dynamic.onnx"

@@ -11,11 +11,10 @@ import torch
 
 from conftest import FIXTURES, INPUTS, MAIN_FIXTURES, PAPER_FIXTURES, fixture_path, load_input, load_ref
 from yolor_deploy.checkpoint import load_checkpoint
-from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.cli.main import main
+from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.errors import ExportError, VerificationError
-from yolor_deploy.export import export_onnx
-from yolor_deploy.export import rewrites
+from yolor_deploy.export import export_onnx, rewrites
 from yolor_deploy.export.passes import get_metadata, op_types
 
 ALL_FIXTURES = PAPER_FIXTURES + MAIN_FIXTURES + ["trained/shapes-ssss-w025"]

@@ -9,9 +9,9 @@ from torch import nn
 from conftest import fixture_path, load_input, load_ref, main_cfg
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
 from yolor_deploy.checkpoint import load_checkpoint
-from yolor_deploy.nn.fold_main import fold_main_implicit, fuse_conv_bn_main
 from yolor_deploy.nn.darknet import DarknetModel
 from yolor_deploy.nn.darknet_layers import ControlChannels, ShiftChannels
+from yolor_deploy.nn.fold_main import fold_main_implicit, fuse_conv_bn_main
 
 
 def load(name: str) -> DarknetModel:

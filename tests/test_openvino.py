@@ -15,9 +15,9 @@ from _runtime_data import assert_same_detections, write_sizes_folder
 from _upstream_detect import CKPT, assert_reproduces_upstream, images
 from conftest import fixture_path
 from test_runtime_detector import _run_without_torch
-from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.cli.main import main
+from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.errors import ExportError, InputError, VerificationError
 from yolor_deploy.export import export_onnx
 from yolor_deploy.runtime import Detector, open_backend, parse_backend

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from _parity import assert_within_fp32_noise, reference_models
-from conftest import PAPER_FIXTURES, INPUTS, fixture_path, load_input, load_ref
-from yolor_deploy.checkpoint import load_checkpoint
+from conftest import INPUTS, PAPER_FIXTURES, fixture_path, load_input, load_ref
 from yolor_deploy.cfg.yaml_cfg import parse_yaml_cfg
+from yolor_deploy.checkpoint import load_checkpoint
 from yolor_deploy.errors import ConfigError
 from yolor_deploy.nn.registry import build_model, parse_config
 

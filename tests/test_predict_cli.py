@@ -7,9 +7,9 @@ from pathlib import Path
 
 import cv2
 import pytest
+
 from _runtime_data import horses, write_sizes_folder, write_video
 from _runtime_models import model_path
-
 from yolor_deploy.cli.main import main
 
 

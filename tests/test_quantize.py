@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from yolor_deploy.cli.main import main
 from yolor_deploy.errors import InputError
 from yolor_deploy.eval import evaluate

@@ -18,8 +18,8 @@ from yolor_deploy.cli.main import main
 from yolor_deploy.errors import InputError
 from yolor_deploy.eval import evaluate
 from yolor_deploy.export import export_onnx
-from yolor_deploy.quantize.ort_qdq import quantize_onnx
 from yolor_deploy.quantize.openvino_nncf import float_tail_is_kept
+from yolor_deploy.quantize.ort_qdq import quantize_onnx
 from yolor_deploy.runtime import Detector, box_iou
 
 TRAINED = FIXTURES / "trained"

@@ -10,9 +10,9 @@ import warnings
 
 import numpy as np
 import pytest
+
 from _runtime_data import assert_same_detections, horses, write_sizes_folder
 from _runtime_models import NMS_BOXES, model_path, set_metadata, tiny_module
-
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime import Detector, MetadataWarning, ProviderError, letterbox, parse_metadata
 
@@ -66,7 +66,7 @@ def test_static_model_uses_its_size_and_warns_on_imgsz():
 
 
 def test_dynamic_model_pads_like_detect_py_and_rounds_imgsz():
-    with pytest.warns(UserWarning, match="multiple of the largest stride 32; using 320x320"):
+    with pytest.warns(UserWarning, match="not a multiple of the largest stride 32: using 320x320"):
         det = Detector(model_path("dynamic"), imgsz=300)
     det(horses())
     assert det.last_input_shape == (1, 3, 256, 320)  # 320x212 padded to a multiple of 64

@@ -6,8 +6,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from _runtime_data import horses, write_sizes_folder, write_video
 
+from _runtime_data import horses, write_sizes_folder, write_video
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime import Detections, VideoReader, read_image, resolve_sources
 from yolor_deploy.runtime.results import COCO80_TO_91, coco_names

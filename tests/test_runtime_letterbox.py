@@ -5,10 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import fixture_path
 from yolor_deploy.runtime import letterbox, scale_boxes
 from yolor_deploy.runtime.letterbox import letterbox_shape
-
-from conftest import fixture_path
 
 
 def _horses() -> np.ndarray:

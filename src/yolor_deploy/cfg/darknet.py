@@ -7,11 +7,12 @@ head width `len(mask)*(classes+5)`. Errors are one line: `file:line: problem`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -86,7 +87,7 @@ class DarknetSpec:
                 "sections": [{"type": s.type, "options": _plain(s.options), "line": s.line} for s in self.sections]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DarknetSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> DarknetSpec:
         name = str(data.get("source", "<dict>")) if isinstance(data, Mapping) else "<dict>"
         try:
             raw = [(s["type"], int(s["line"]), [(k, v, int(s["line"])) for k, v in s["options"].items()])
@@ -198,7 +199,9 @@ class _Sec:
     """Mutable working copy of a section while checking (option lines kept for messages)."""
 
     def __init__(self, name: str, type_: str, line: int, items: list):
-        self.type, self.line, self.options, self.lines = type_, line, {}, {}
+        self.type, self.line = type_, line
+        self.options: dict[str, Any] = {}
+        self.lines: dict[str, int] = {}
         self.name = name
         if type_ not in LAYER_TYPES:
             raise ConfigError(f"{name}:{line}: unknown layer type [{type_}]")
@@ -213,7 +216,8 @@ class _Sec:
                 raise ConfigError(f"{name}:{line}: [{type_}] is missing option '{key}'")
 
     def err(self, key: str | None, problem: str) -> ConfigError:
-        return ConfigError(f"{self.name}:{self.lines.get(key, self.line)}: [{self.type}] {problem}")
+        line = self.lines.get(key, self.line) if key is not None else self.line
+        return ConfigError(f"{self.name}:{line}: [{self.type}] {problem}")
 
 
 def _build(name: str, net: dict, raw: list, nc: int | None) -> DarknetSpec:
@@ -250,7 +254,8 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
     ch: list[int] = []
     st: list[Fraction | None] = []
     yolo: list[int] = []
-    c, s = 3, Fraction(1)
+    c = 3
+    s: Fraction | None = Fraction(1)
     for i, sec in enumerate(secs):
         o, t = sec.options, sec.type
         if t in IMPLICIT_TYPES:
@@ -288,7 +293,7 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
         st.append(s)
     if not yolo:
         raise ConfigError(f"{name}: no [yolo] layer")
-    return ch, [int(st[i]) for i in yolo], yolo
+    return ch, [int(st[i] or 0) for i in yolo], yolo
 
 
 def _positive(sec: _Sec, key: str) -> int:

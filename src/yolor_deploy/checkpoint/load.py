@@ -81,7 +81,8 @@ def _load_main(sd: dict, path: Path, cfg) -> YOLORModel:
     if cfg is None:
         fits = suggest_main_variants(sd)
         hint = f"; its shapes fit: {', '.join(fits)}" if fits else ""
-        raise CheckpointError(f"{path}: a main-branch (darknet) state_dict needs cfg (a variant name or .cfg path){hint}")
+        raise CheckpointError(f"{path}: a main-branch (darknet) state_dict needs cfg (a variant name or .cfg "
+                              f"path){hint}")
     spec = parse_config(cfg, nc=_infer_nc(sd) if str(cfg) in VARIANTS else None)
     model = build_model(spec, names=default_names(spec.nc))
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from ..nn.model import YOLORModel
 from ..fs import atomic_path
+from ..nn.model import YOLORModel
 from .load import OUR_FORMAT
 
 

@@ -40,7 +40,7 @@ for _b in ("set", "frozenset", "dict", "list", "tuple", "int", "float", "bool", 
            "complex", "slice", "range"):
     _SAFE[("builtins", _b)] = _SAFE[("__builtin__", _b)] = getattr(__import__("builtins"), _b)
 for _np in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _SAFE[(_np, "_reconstruct")] = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+    _SAFE[(_np, "_reconstruct")] = (np._core if hasattr(np, "_core") else np.core).multiarray._reconstruct
     _SAFE[(_np, "scalar")] = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
 _SAFE[("numpy", "ndarray")] = np.ndarray
 _SAFE[("numpy", "dtype")] = np.dtype

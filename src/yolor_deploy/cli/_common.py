@@ -9,12 +9,14 @@ from collections.abc import Iterator
 
 
 def imgsz_arg(values: list[int] | None, default: int = 640) -> tuple[int, int]:
-    """`--imgsz N` or `--imgsz H W` -> (H, W)."""
-    if not values:
-        return (default, default)
-    if len(values) > 2:
-        raise argparse.ArgumentTypeError("--imgsz takes N or H W")
-    return (values[0], values[-1])
+    """`--imgsz N` or `--imgsz H W` -> (H, W) (the contract's rule, shared with the runtime)."""
+    from ..contract import parse_imgsz
+    from ..errors import InputError
+
+    try:
+        return parse_imgsz(values, default)
+    except ValueError as e:
+        raise InputError(f"--imgsz: {e}") from None
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

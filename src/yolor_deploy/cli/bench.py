@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ._common import add_backend_arguments, add_inference_size_argument
+
 HELP = "measure latency (p50/p90/p99) per stage; compare a checkpoint with its ONNX export"
 DESCRIPTION = """\
 Time the full detection path (letterbox + normalise, model, NMS + box scaling) on one image
@@ -69,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..errors import InputError
-    from ..runtime import Detector, read_image
     from ..fs import write_json
+    from ..runtime import Detector, read_image
     from ._common import warnings_to_stderr
 
     if args.runs < 1 or args.batch < 1 or args.warmup < 0:
@@ -110,7 +111,7 @@ def _report(args, image, paths, detectors, samples) -> dict:
         st = {s: stats_ms(samples[i][s]) for s in STAGES}
         models.append({
             "model": str(path), "backend": det.backend.name, "input": list(det.last_input_shape),
-            "pad": "auto x%d" % det.pad_multiple if det.auto else "fixed", "batch": det.batch_size,
+            "pad": f"auto x{det.pad_multiple}" if det.auto else "fixed", "batch": det.batch_size,
             "load_s": round(det.backend.load_seconds, 3), "stages_ms": st,
             "throughput_img_s": det.batch_size / (st["total"]["mean"] / 1000),
             "pre_post_pct_of_infer": 100 * (st["pre"]["p50"] + st["post"]["p50"]) / st["infer"]["p50"],
@@ -141,6 +142,7 @@ def _print(console, report: dict) -> None:
     for m in report["models"][1:]:
         r_tot = base["stages_ms"]["total"]["p50"] / m["stages_ms"]["total"]["p50"]
         r_inf = base["stages_ms"]["infer"]["p50"] / m["stages_ms"]["infer"]["p50"]
-        console.print(f"ratio {base['model']} [{base['backend']}] / {m['model']} [{m['backend']}]: total p50 {r_tot:.2f}x, inference p50 "
-                      f"{r_inf:.2f}x (>1: the second is faster; same run, interleaved)", soft_wrap=True,
-                      highlight=False, markup=False)
+        console.print(f"ratio {base['model']} [{base['backend']}] / {m['model']} [{m['backend']}]: "
+                      f"total p50 {r_tot:.2f}x, inference p50 {r_inf:.2f}x "
+                      "(>1: the second is faster; same run, interleaved)",
+                      soft_wrap=True, highlight=False, markup=False)

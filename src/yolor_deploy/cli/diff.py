@@ -40,14 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import onnx
-    from ._common import wide_console
 
     from ..checkpoint import load_checkpoint
     from ..errors import InputError, first_line
     from ..fs import write_json
     from ..verify.diff_report import clean_json, input_geometry, make_input, summary_lines
     from ..verify.layer_diff import DEFAULT_RTOL, HALF_RTOL, diff_layers, diff_table, first_divergence
-    from ._common import warnings_to_stderr
+    from ._common import warnings_to_stderr, wide_console
 
     for path in (args.onnx, args.image):
         if path is not None and not path.is_file():

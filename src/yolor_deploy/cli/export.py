@@ -62,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..assets import sample_image
-    from ..export import ExportOptions, export_onnx
-    from ..nn.registry import VARIANTS, create_model
     from ..checkpoint import load_checkpoint
     from ..errors import VerificationError
+    from ..export import ExportOptions, export_onnx
     from ..export.onnx_export import round_imgsz
+    from ..nn.registry import VARIANTS, create_model
     from ..verify.table import report_table
 
     console = wide_console()
@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     except VerificationError as e:
         if e.report is not None:
             console.print(report_table(e.report))
-            console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} "
-                          f"{out.with_name(out.stem + '.failed.onnx')}" + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
+            failed = out.with_name(out.stem + ".failed.onnx")
+            console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {failed}"
+                          + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
         raise
     if result.report is not None:
         console.print(report_table(result.report))
@@ -105,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
             console.print("[yellow]warning: verification inconclusive: no case could be checked (see above)[/]")
     folds = ", ".join(f"{k} {v}" for k, v in result.fold_counts.items()) or "none"
     console.print(f"folded: {folds}; ScatterND nodes: {result.op_types.get('ScatterND', 0)}")
-    console.print(f"[green]saved {out}[/] ({out.stat().st_size / 1e6:.1f} MB, opset {opts.opset}, "
-                  f"{'dynamic' if opts.dynamic else f'{opts.batch}x3x{opts.imgsz[0]}x{opts.imgsz[1]}'}, nms {opts.nms})")
+    shape = "dynamic" if opts.dynamic else f"{opts.batch}x3x{opts.imgsz[0]}x{opts.imgsz[1]}"
+    console.print(f"[green]saved {out}[/] ({out.stat().st_size / 1e6:.1f} MB, opset {opts.opset}, {shape}, "
+                  f"nms {opts.nms})")
     if result.openvino_paths:
         xml, bin_ = result.openvino_paths
         console.print(f"[green]saved {xml}[/] + {bin_.name} (OpenVINO IR, {bin_.stat().st_size / 1e6:.1f} MB)")

@@ -98,7 +98,8 @@ def _model_file(args: argparse.Namespace, json) -> int:
             ("strides", ", ".join(map(str, info["stride"]))),
             ("size", "dynamic" if info["dynamic"] else "x".join(map(str, info["imgsz"] or ["?"]))),
             ("nms", "in the runtime (NumPy)" if nms["mode"] == "none" else
-             f"in the graph ({nms['mode']}): conf {nms['conf_thres']:g}, iou {nms['iou_thres']:g}, max {nms['max_det']}"),
+             f"in the graph ({nms['mode']}): conf {nms['conf_thres']:g}, iou {nms['iou_thres']:g}, "
+             f"max {nms['max_det']}"),
             ("precision", info["quantized"] or ("fp16 (fp32 interface)" if info["half"] else "fp32")),
             ("source", f"{info['branch'] or '-'} {info['variant'] or ''} sha256 {info['source_sha256'] or '-'}"),
             ("made by", f"yolor-deploy {info['version']}" if info["version"] else "-")]

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._common import warnings_to_stderr, add_backend_arguments, add_inference_size_argument
+from ._common import add_backend_arguments, add_inference_size_argument, warnings_to_stderr
+
 HELP = "detect objects in images and videos with an ONNX model or a checkpoint"
 DESCRIPTION = """\
 Detect objects with an exported ONNX model (no PyTorch needed) or a PyTorch checkpoint; both go

@@ -53,8 +53,7 @@ def default_output(model: Path, backend: str = "onnxruntime") -> Path:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..quantize import QuantizeOptions, evaluate_pair, quantize_onnx
-    from ._common import wide_console
-    from ._common import warnings_to_stderr
+    from ._common import warnings_to_stderr, wide_console
 
     if (args.val_images is None) != (args.val_labels is None):
         raise InputError("--val-images and --val-labels go together")

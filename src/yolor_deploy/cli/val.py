@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ._common import add_backend_arguments, add_inference_size_argument
+
 HELP = "measure COCO mAP@0.5 and mAP@0.5:0.95 on images with YOLO txt labels"
 DESCRIPTION = """\
 Measure the accuracy of an ONNX model (no PyTorch needed) or a checkpoint on a folder of images
@@ -41,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..eval import evaluate
-    from ..runtime import Detector
     from ..fs import write_json
+    from ..runtime import Detector
     from ._common import warnings_to_stderr
 
     if args.batch < 1:

@@ -22,9 +22,9 @@ from .. import __version__
 from ..contract import NMS_MODES, PAD_VALUE, ModelMetadata, NmsSettings, parse_imgsz, round_to_stride
 from ..errors import ExportError, VerificationError, first_line
 from ..formats.onnx_meta import op_types, set_metadata
+from ..nn.fold import prepare_for_export
 from ..nn.model import YOLORModel
 from . import passes
-from ..nn.fold import prepare_for_export
 from .rewrites import export_context
 
 if TYPE_CHECKING:

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..cfg.darknet import DarknetSpec, SectionSpec
-from .darknet_layers import (ControlChannels, Implicit, Linked, Reorg, Route, ShiftChannels, Shortcut,
-                             YoloSlot, make_activation)
+from .darknet_layers import (
+    ControlChannels,
+    Implicit,
+    Linked,
+    Reorg,
+    Route,
+    ShiftChannels,
+    Shortcut,
+    YoloSlot,
+    make_activation,
+)
 from .model import YOLORModel
 
 BN_EPS, BN_MOMENTUM = 1e-4, 0.03  # upstream main branch

@@ -54,7 +54,7 @@ class YOLORModel(nn.Module):
         pred, _ = self.decode(maps, self.anchors_px().to(maps[0].device), [float(s) for s in self.strides])
         return pred
 
-    def clone(self) -> "YOLORModel":
+    def clone(self) -> YOLORModel:
         """A deep copy sharing the (immutable) spec."""
         return copy.deepcopy(self, memo={id(self.spec): self.spec})
 

@@ -81,4 +81,5 @@ def float_tail_is_kept(xml: str | Path, keep_float: list[str]) -> bool:
 
 def check_ir_output(out: Path) -> None:
     if out.suffix.lower() != ".xml":
-        raise InputError(f"{out}: an OpenVINO int8 model is an IR: give an output ending in .xml (its .bin goes beside it)")
+        raise InputError(f"{out}: an OpenVINO int8 model is an IR: give an output ending in .xml "
+                         "(its .bin goes beside it)")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ExportError, InputError, first_line
 from ..contract import ModelMetadata
+from ..errors import ExportError, InputError, first_line
 from ..formats.onnx_meta import get_metadata, op_types, opset_version, set_metadata, unique_opsets
 
 MIN_QUANT_OPSET = 13  # per-axis DequantizeLinear

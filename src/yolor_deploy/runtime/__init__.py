@@ -17,5 +17,6 @@ __all__ = [
     "BACKENDS", "Backend", "Batch", "Detections", "Detector", "METADATA_KEY", "MetadataWarning", "ModelMetadata",
     "NmsSettings", "OrtBackend", "ProviderError", "Source", "StageTimes", "VideoReader", "batched_nms",
     "box_convert", "box_iou", "clip_boxes", "draw_detections", "letterbox", "nms", "non_max_suppression",
-    "open_backend", "parse_backend", "parse_metadata", "read_image", "resolve_providers", "resolve_sources", "scale_boxes",
+    "open_backend", "parse_backend", "parse_metadata", "read_image", "resolve_providers", "resolve_sources",
+    "scale_boxes",
 ]

@@ -14,10 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InputError, YolorDeployError, first_line
 from ..contract import NMS_OUTPUTS
+from ..errors import InputError, YolorDeployError, first_line
 from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
-
 
 # Short names accepted for execution providers (case-insensitive), besides the full ORT names.
 PROVIDER_ALIASES = {
@@ -51,9 +50,10 @@ class Backend(Protocol):
     name: str
     path: str
     metadata: ModelMetadata
-    input_shape: tuple[int | None, int | None, int | None, int | None]
+    input_shape: tuple[int | None, ...]  # (B, 3, H, W)
     input_dtype: np.dtype
     output_names: list[str]
+    output_shapes: list[tuple[int | None, ...]]
     load_seconds: float
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]: ...
@@ -158,7 +158,8 @@ def read_metadata(text: str | None, path: str, output_names: Sequence[str], outp
         if len(shape) != 3:
             raise InputError(f"{path}: no {METADATA_KEY} metadata and the output "
                              f"{output_names[0]} {shape} is not [B, N, 5+nc]")
-        nc = _dim(shape[2]) - 5 if _dim(shape[2]) else None
+        width = _dim(shape[2])
+        nc = width - 5 if width else None
         mode, n_rows = "none", _dim(shape[1])
     return fallback_metadata(path, nc, input_shape, mode, n_rows)
 

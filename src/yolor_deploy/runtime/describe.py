@@ -2,7 +2,6 @@
 metadata, read by the runtime that would run it (no torch), plus the ONNX opset and op counts."""
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from dataclasses import asdict

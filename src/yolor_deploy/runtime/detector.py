@@ -7,7 +7,6 @@ of all YOLOR strides); a static-shape ONNX model letterboxes to its fixed input 
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import parse_imgsz, round_to_stride
 from ..errors import InputError
 from .backends import Backend, OrtBackend
 from .boxes import scale_boxes
@@ -148,11 +148,9 @@ class Detector:
             self.imgsz, self.auto = (h, w), False
         else:
             size = _hw(imgsz) if imgsz is not None else (self.metadata.imgsz or (640, 640))
-            s = self.metadata.max_stride
-            fixed = tuple(int(math.ceil(v / s) * s) for v in size)
-            if fixed != tuple(size):
-                warnings.warn(f"image size {size[0]}x{size[1]} must be a multiple of the largest "
-                              f"stride {s}; using {fixed[0]}x{fixed[1]}", stacklevel=3)
+            fixed, note = round_to_stride(size, self.metadata.max_stride)
+            if note:
+                warnings.warn(note, stacklevel=3)
             self.imgsz, self.auto = fixed, True
         self.pad_multiple = max(AUTO_PAD_MULTIPLE, self.metadata.max_stride)
 
@@ -206,7 +204,8 @@ class Detector:
             rows = [(d[:, :4], d[:, 4], d[:, 5].astype(np.int64)) for d in dets]
         else:
             rows = self._graph_nms_rows(outputs, n)
-        return [Detections(scale_boxes(b, in_hw, shape), s.astype(np.float32), c, self.names, tuple(shape))
+        return [Detections(scale_boxes(b, in_hw, shape), s.astype(np.float32), c, self.names,
+                           (int(shape[0]), int(shape[1])))
                 for (b, s, c), shape in zip(rows, batch.shapes)]
 
     def _graph_nms_rows(self, outputs: list[np.ndarray], n: int):
@@ -257,7 +256,7 @@ class Detector:
 
 
 def _hw(imgsz: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(imgsz, (int, np.integer)):
-        return int(imgsz), int(imgsz)
-    vals = [int(v) for v in imgsz]
-    return (vals[0], vals[0]) if len(vals) == 1 else (vals[0], vals[1])
+    try:
+        return parse_imgsz(int(imgsz) if isinstance(imgsz, (int, np.integer)) else [int(v) for v in imgsz])
+    except ValueError as e:
+        raise InputError(f"imgsz {imgsz!r}: {e}") from None

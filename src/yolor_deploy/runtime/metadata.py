@@ -65,7 +65,7 @@ def fallback_metadata(
     return ModelMetadata(
         names=tuple(str(i) for i in range(nc or 0)),
         stride=strides,
-        imgsz=None if dynamic else (int(h), int(w)),
+        imgsz=None if h is None or w is None else (int(h), int(w)),
         dynamic=dynamic,
         batch=b,
         nms=NmsSettings(mode=nms_mode),

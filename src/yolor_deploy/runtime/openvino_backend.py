@@ -46,7 +46,7 @@ class OpenVINOBackend:
         if device not in core.available_devices and re.split(r"[.:]", device)[0] not in ("AUTO", "MULTI", "HETERO"):
             raise InputError(f"{path}: OpenVINO device {device!r} is not available; available: "
                              f"{', '.join(core.available_devices)}")
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         t0 = time.perf_counter()

@@ -18,8 +18,8 @@ from typing import Any
 
 import cv2
 
-from ..errors import InputError
 from .. import fs as atomic
+from ..errors import InputError
 from .draw import draw_detections
 from .results import Detections
 from .sources import Frame
@@ -41,7 +41,8 @@ class _VideoOut:
             for ext, fourcc in VIDEO_CODECS:
                 final = save_dir / f"{stem}{ext}"
                 tmp = atomic.temp_name(final)
-                w = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (self.w, self.h))
+                code = cv2.VideoWriter_fourcc(*fourcc)  # type: ignore[attr-defined]
+                w = cv2.VideoWriter(str(tmp), code, self.fps, (self.w, self.h))
                 if w.isOpened():
                     self.writer, self.tmp, self.final = w, tmp, final
                     break
@@ -58,7 +59,7 @@ class _VideoOut:
 
     def finish(self) -> list[Path]:
         out = []
-        if self.writer is not None:
+        if self.writer is not None and self.tmp is not None and self.final is not None:
             self.writer.release()
             os.replace(self.tmp, self.final)
             out.append(self.final)

@@ -63,12 +63,12 @@ def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
         p = Path(s)
         if any(c in s for c in "*?[") and not p.exists():
             files = [Path(f) for f in sorted(glob.glob(s, recursive=True)) if os.path.isfile(f)]
-            found = [Source(f, _kind(f)) for f in files if _kind(f)]
+            found = [Source(f, k) for f in files if (k := _kind(f))]
             if not found:
                 raise InputError(f"{s}: the pattern matches no images or videos ({_supported()})")
             out += found
         elif p.is_dir():
-            found = [Source(f, _kind(f)) for f in sorted(p.iterdir()) if f.is_file() and _kind(f)]
+            found = [Source(f, k) for f in sorted(p.iterdir()) if f.is_file() and (k := _kind(f))]
             if not found:
                 raise InputError(f"{p}: folder holds no images or videos ({_supported()})")
             out += found

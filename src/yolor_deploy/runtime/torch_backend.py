@@ -42,7 +42,8 @@ class TorchBackend:
         self.model = model.float().eval()
         self.load_seconds = time.perf_counter() - t0
         self.name = f"pytorch {torch.__version__} (cpu)"
-        self.input_shape = (None, 3, None, None)
+        self.input_shape: tuple[int | None, ...] = (None, 3, None, None)
+        self.output_shapes: list[tuple[int | None, ...]] = [(None, None, None)]
         self.input_dtype = np.dtype(np.float32)
         self.output_names = ["output"]
         self.metadata = self._metadata()
@@ -62,7 +63,7 @@ class TorchBackend:
         m = self.model
         strides = getattr(m, "strides", None)
         if strides is None and getattr(m, "stride", None) is not None:
-            strides = [int(s) for s in m.stride.tolist()]
+            strides = [int(s) for s in m.stride.tolist()]  # type: ignore[operator]
         names = list(getattr(m, "names", None) or [str(i) for i in range(int(getattr(m, "nc", 0)))])
         return ModelMetadata(
             names=tuple(str(n) for n in names),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..contract import MetadataError, ModelMetadata
+from ..contract import MetadataError, ModelMetadata, parse_imgsz
 from ..errors import InputError
 from ..formats.onnx_meta import get_metadata
 from .layer_diff import first_divergence, fold_hint
@@ -24,9 +24,10 @@ def input_geometry(proto: onnx.ModelProto, imgsz) -> tuple[tuple[int, int], int,
     dims = [d.dim_value if d.HasField("dim_value") else None for d in proto.graph.input[0].type.tensor_type.shape.dim]
     static_hw = tuple(dims[2:4]) if len(dims) == 4 and all(dims[2:4]) else None
     if imgsz:
-        if len(imgsz) > 2:
-            raise InputError("--imgsz takes N or H W")
-        hw = (imgsz[0], imgsz[-1])
+        try:
+            hw = parse_imgsz(imgsz)
+        except ValueError as e:
+            raise InputError(f"--imgsz: {e}") from None
         if static_hw and hw != static_hw:
             raise InputError(f"--imgsz {hw[0]} {hw[1]}: the model has a static input of {static_hw[0]}x{static_hw[1]}")
     elif static_hw:

@@ -7,10 +7,10 @@ Errors are measured per column group of the decoded output [B, N, 5+nc]:
 
 Each group is summarised by three statistics of the per-element error: the median (a bug moves nearly
 every row; noise moves few), the 99th percentile and the maximum (a bug that hits some rows). The
-tolerance of each statistic is FACTOR (2 x FACTOR for the maximum) times the largest value of that statistic among the model's own
-equivalent fp32 computations (`noise.VARIANTS`), plus a small floor. The ratio err / tolerance is the
-margin: <= 1 passes. A correct export is one more sample of the same noise; every export bug in the
-catalogue (tests/test_verify_catalogue.py) lands far above 1.
+tolerance of each statistic is FACTOR (2 x FACTOR for the maximum) times the largest value of that
+statistic among the model's own equivalent fp32 computations (`noise.VARIANTS`), plus a small floor.
+The ratio err / tolerance is the margin: <= 1 passes. A correct export is one more sample of the same
+noise; every export bug in the catalogue (tests/test_verify_catalogue.py) lands far above 1.
 """
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ class VerifyReport:
             d = asdict(c)
             d["groups"] = [{**asdict(g), "ratio": g.ratio} for g in c.groups]
             if c.detections is not None:
-                d["detections"].update(rate=c.detections.rate, unmatched=c.detections.unmatched, total=c.detections.total)
+                det = c.detections
+                d["detections"].update(rate=det.rate, unmatched=det.unmatched, total=det.total)
             return d
 
         return {"passed": self.passed, "status": self.status, "half": self.half, "max_ratio": self.max_ratio,
