@@ -49,8 +49,8 @@ def main(argv=None) -> int:
     import onnx
     import torch
 
-    from _bug_catalogue import BUGS, export_with_bug, margin
-    from conftest import fixture_path
+    from helpers.bug_catalogue import BUGS, export_with_bug, margin
+    from helpers.fixtures import fixture_path
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
     from yolor_deploy.verify.exported import references, verify_onnx

@@ -16,17 +16,33 @@ import yaml
 
 from ..errors import ConfigError
 
+
 # Module names a yaml config may use (what the builder in nn/paper.py knows).
-KNOWN_MODULES = frozenset({
-    "Conv", "Bottleneck", "BottleneckCSP", "BottleneckCSPF", "BottleneckCSP2", "SPP", "SPPCSP",
-    "DownC", "Focus", "ReOrg", "DWT", "Concat", "nn.Upsample", "IDetect", "Detect",
-})
-# Modules whose first argument is the output width (scaled by width_multiple).
-WIDTH_MODULES = frozenset({"Conv", "Bottleneck", "BottleneckCSP", "BottleneckCSPF", "BottleneckCSP2",
-                           "SPP", "SPPCSP", "DownC", "Focus"})
-# Modules that take the repeat count as their third argument instead of being repeated.
-REPEAT_ARG_MODULES = frozenset({"BottleneckCSP", "BottleneckCSPF", "BottleneckCSP2", "SPPCSP", "DownC"})
-HEAD_MODULES = frozenset({"IDetect", "Detect"})
+@dataclass(frozen=True)
+class LayerKind:
+    """How the parser treats a yaml module name: `width` - its first argument is the output width (scaled
+    by width_multiple); `repeat_arg` - it takes the repeat count as its third argument instead of being
+    repeated; `head` - a detection head."""
+
+    width: bool = False
+    repeat_arg: bool = False
+    head: bool = False
+
+
+# The one registry of paper-branch layer names: the parser accepts exactly these, and the builder
+# (`nn.paper.MODULES`) must map exactly these to modules (checked when `nn.paper` is imported).
+LAYERS: dict[str, LayerKind] = {
+    "Conv": LayerKind(width=True), "Bottleneck": LayerKind(width=True),
+    "BottleneckCSP": LayerKind(width=True, repeat_arg=True), "BottleneckCSPF": LayerKind(width=True, repeat_arg=True),
+    "BottleneckCSP2": LayerKind(width=True, repeat_arg=True), "SPP": LayerKind(width=True),
+    "SPPCSP": LayerKind(width=True, repeat_arg=True), "DownC": LayerKind(width=True, repeat_arg=True),
+    "Focus": LayerKind(width=True), "ReOrg": LayerKind(), "DWT": LayerKind(), "Concat": LayerKind(),
+    "nn.Upsample": LayerKind(), "IDetect": LayerKind(head=True), "Detect": LayerKind(head=True),
+}
+KNOWN_MODULES = frozenset(LAYERS)
+WIDTH_MODULES = frozenset(k for k, v in LAYERS.items() if v.width)
+REPEAT_ARG_MODULES = frozenset(k for k, v in LAYERS.items() if v.repeat_arg)
+HEAD_MODULES = frozenset(k for k, v in LAYERS.items() if v.head)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cfg.yaml_cfg import YamlSpec
+from ..cfg.yaml_cfg import LAYERS, YamlSpec
 from . import paper_layers as L
 from .model import YOLORModel
 from .paper_head import Detect, IDetect
@@ -15,6 +15,8 @@ MODULES: dict[str, type[nn.Module]] = {
     "SPPCSP": L.SPPCSP, "DownC": L.DownC, "Focus": L.Focus, "ReOrg": L.ReOrg, "DWT": L.DWT,
     "Concat": L.Concat, "nn.Upsample": nn.Upsample, "IDetect": IDetect, "Detect": Detect,
 }
+if set(MODULES) != set(LAYERS):  # the parser's registry and the builder's must name the same layers
+    raise ImportError(f"nn.paper.MODULES and cfg.yaml_cfg.LAYERS differ: {sorted(set(MODULES) ^ set(LAYERS))}")
 
 
 class PaperModel(YOLORModel):

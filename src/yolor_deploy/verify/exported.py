@@ -25,7 +25,15 @@ from ..contract import NMS_OUTPUTS, RAW_OUTPUT, MetadataError, ModelMetadata, Nm
 from ..errors import InputError, VerificationError, first_line
 from ..nn.model import YOLORModel
 from .noise import Reference, ReferenceModels
-from .verify import VerifyReport, graph_checks, judge_nms_only, verification_inputs, verify_nms_graph, verify_raw
+from .verify import (
+    NmsCheck,
+    VerifyReport,
+    graph_checks,
+    judge_nms_only,
+    verification_inputs,
+    verify_nms_graph,
+    verify_raw,
+)
 
 RAW = RAW_OUTPUT
 
@@ -141,8 +149,7 @@ def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | N
     except Exception as e:  # noqa: BLE001 - ONNX Runtime refusing the model is a verdict, not a crash
         raise VerificationError(f"ONNX Runtime cannot run the model: {first_line(e)}") from None
     if f.nms == "trt":
-        report.nms = {"mode": "trt", "passed": True, "reason": "",
-                      "note": "EfficientNMS_TRT runs only in TensorRT: raw outputs verified"}
+        report.nms = NmsCheck("trt", note="EfficientNMS_TRT runs only in TensorRT: raw outputs verified")
     report.graph = graph_checks(op_types(proto))
     return report, refs
 

@@ -42,9 +42,9 @@ def report_table(report: VerifyReport, title: str | None = None):
             t.add_row("", "", f"[dim]{c.reason}[/]", *[""] * 8)
     for label, n in (("nms graph", report.nms), ("openvino nms graph", report.nms_openvino)):
         if n is not None:
-            t.add_row(label, "", n.get("mode", ""), "", "", "", "", "", "",
-                      f"{n.get('matched', '-')}/{n.get('detections', '-')}", _status(OK if n.get("passed") else FAIL))
+            t.add_row(label, "", n.mode, "", "", "", "", "", "", f"{n.matched}/{n.detections}",
+                      _status(OK if n.passed else FAIL))
     if report.graph is not None:
-        t.add_row("graph", "", f"ScatterND {report.graph['ScatterND']}", *[""] * 7,
-                  _status(OK if report.graph["passed"] else FAIL))
+        t.add_row("graph", "", f"ScatterND {report.graph.scatternd}", *[""] * 7,
+                  _status(OK if report.graph.passed else FAIL))
     return t

@@ -55,17 +55,50 @@ class CaseReport:
 
 
 @dataclass
+class NmsCheck:
+    """An NMS graph's detections against NumPy NMS run on the very predictions it receives."""
+
+    mode: str  # "onnx" | "trt"
+    detections: int = 0
+    matched: int = 0
+    max_score_diff: float = 0.0
+    passed: bool = True
+    reason: str = ""
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return 1.0 if self.detections == 0 else self.matched / self.detections
+
+
+@dataclass
+class GraphCheck:
+    """Structural checks of the ONNX graph."""
+
+    scatternd: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.scatternd == 0
+
+    @property
+    def reason(self) -> str:
+        return "" if self.passed else (f"{self.scatternd} ScatterND nodes (in-place slice writes in the decode: "
+                                       "TensorRT, OpenVINO and older runtimes compute them wrong)")
+
+
+@dataclass
 class VerifyReport:
     cases: list[CaseReport] = field(default_factory=list)
-    nms: dict | None = None
+    nms: NmsCheck | None = None
     half: bool = False
-    nms_openvino: dict | None = None  # the NMS graph in OpenVINO, when an OpenVINO IR was made
-    graph: dict | None = None  # structural checks of the ONNX graph
+    nms_openvino: NmsCheck | None = None  # the NMS graph in OpenVINO, when an OpenVINO IR was made
+    graph: GraphCheck | None = None
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.cases) and all(
-            n is None or n.get("passed", False) for n in (self.nms, self.nms_openvino, self.graph))
+            n is None or n.passed for n in (self.nms, self.nms_openvino, self.graph))
 
     @property
     def checked(self) -> bool:
@@ -91,8 +124,8 @@ class VerifyReport:
             return d
 
         return {"passed": self.passed, "status": self.status, "half": self.half, "max_ratio": self.max_ratio,
-                "cases": [case(c) for c in self.cases], "nms": self.nms, "nms_openvino": self.nms_openvino,
-                "graph": self.graph}
+                "cases": [case(c) for c in self.cases], "nms": _check_dict(self.nms),
+                "nms_openvino": _check_dict(self.nms_openvino), "graph": _check_dict(self.graph)}
 
     def write_json(self, path: str | Path) -> None:
         from ..fs import write_json
@@ -105,8 +138,8 @@ class VerifyReport:
             if c.status == FAIL:
                 out.append(f"{c.name}: {c.reason}")
         for label, n in (("nms", self.nms), ("openvino nms", self.nms_openvino), ("graph", self.graph)):
-            if n is not None and not n.get("passed", False):
-                out.append(f"{label}: {n.get('reason', 'detections differ from NumPy NMS')}")
+            if n is not None and not n.passed:
+                out.append(f"{label}: {n.reason}")
         return out
 
     def not_checked(self) -> list[str]:
@@ -207,16 +240,18 @@ def judge_nms_only(dets: list[np.ndarray], ref: Reference, name: str, conf_thres
     return case
 
 
-def graph_checks(op_counts: dict[str, int]) -> dict:
+def graph_checks(op_counts: dict[str, int]) -> GraphCheck:
     """Structural checks of an ONNX graph from its op counts."""
-    n = int(op_counts.get("ScatterND", 0))
-    return {"ScatterND": n, "passed": n == 0,
-            "reason": "" if n == 0 else f"{n} ScatterND nodes (in-place slice writes in the decode: TensorRT, "
-                                        "OpenVINO and older runtimes compute them wrong)"}
+    return GraphCheck(scatternd=int(op_counts.get("ScatterND", 0)))
+
+
+def _check_dict(c: NmsCheck | GraphCheck | None) -> dict | None:
+    return None if c is None else {**asdict(c), "passed": c.passed, "reason": c.reason,
+                                   **({"rate": c.rate} if isinstance(c, NmsCheck) else {})}
 
 
 def verify_nms_graph(raw_session, nms_session, inputs, conf_thres: float, iou_thres: float,
-                     max_det: int) -> dict:
+                     max_det: int) -> NmsCheck:
     """The NMS graph's detections vs NumPy NMS on the same raw predictions (from `raw_session`)."""
     name = raw_session.get_inputs()[0].name
     total = matched = 0
@@ -236,9 +271,8 @@ def verify_nms_graph(raw_session, nms_session, inputs, conf_thres: float, iou_th
             total += max(r.n_ref, r.n_test)
             matched += r.matched
             worst = max(worst, r.max_score_diff)
-    rate = 1.0 if total == 0 else matched / total
-    passed = rate == 1.0 and worst <= 1e-5
-    return {"mode": "onnx", "detections": total, "matched": matched, "rate": rate, "max_score_diff": worst,
-            "passed": passed, "reason": "" if passed else f"{matched}/{total} matched, score diff {worst:.2g}"}
+    passed = matched == total and worst <= 1e-5
+    return NmsCheck("onnx", total, matched, worst, passed,
+                    "" if passed else f"{matched}/{total} matched, score diff {worst:.2g}")
 
 

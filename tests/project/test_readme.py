@@ -1,0 +1,31 @@
+"""The README's two commands are what CI runs (a green CI must mean the README works)."""
+from __future__ import annotations
+
+import re
+
+from helpers.fixtures import REPO
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)[:2]
+
+
+def test_readme_first_screen_has_the_two_commands():
+    demo, tests = _readme_commands()
+    assert demo.endswith("yolor-deploy demo") and tests.endswith("python -m pytest -q")
+
+
+def test_ci_runs_the_readme_install_and_test_steps():
+    ci = (REPO / ".ci" / "run").read_text()
+    _, tests = _readme_commands()
+    steps = [s.strip() for s in tests.split("&&")][2:]  # after venv creation and activation
+    for step in steps:
+        assert step in ci, f".ci/run does not run the README step: {step}"
+
+
+def test_ci_also_runs_the_proof_on_avx2_kernels():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m pytest" in ci
+    for name in ("nn/test_paper_model.py", "nn/test_darknet_model.py", "export/test_export.py", "verify"):
+        assert f"tests/{name}" in ci and (REPO / "tests" / name).exists()
