@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from yolor_deploy.sysinfo import cpu_line
 
 OPS = ("Conv", "BatchNormalization", "Mul", "Add", "ScatterND")
 BACKENDS = ("eager", "ours", "naive")
@@ -121,16 +122,6 @@ def time_interleaved(runners: dict, runs: int, warmup: int) -> dict[str, list[fl
     return samples
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def load_average() -> float:
     """1-minute load average (nan where the OS has none)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -198,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(old_threads)
     name = str(args.checkpoint) if args.checkpoint else f"{args.variant} (random weights, seed {args.seed})"
     title = (f"{name} at {imgsz[0]}x{imgsz[1]}, {args.runs} runs after {args.warmup} warmup, interleaved; "
-             f"threads {args.threads}; torch {torch.__version__}, onnxruntime {ort.__version__}; {cpu_name()}\n"
+             f"threads {args.threads}; torch {torch.__version__}, onnxruntime {ort.__version__}; {cpu_line()}\n"
              f"export time: ours {t_ours:.1f} s, naive {t_naive:.1f} s; 1-min load average {load_before:.2f} before, "
              f"{load_average():.2f} after (> cores: other work "
              f"shared the CPU; eager PyTorch suffers most from that)")

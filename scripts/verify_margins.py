@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,24 +18,6 @@ sys.path.insert(0, str(REPO / "tests"))
 
 DEFAULT_MODELS = ["trained/shapes-ssss-w025", "paper-p6-tiny", "paper-e6-tiny", "paper-ssss-s2d",
                   "paper-p6-tiny-nc3", "main-csp-tiny", "main-p6-tiny", "main-csp-tiny-nc3"]
-
-
-def cpu_line() -> str:
-    import os
-
-    name, flags = platform.processor() or "?", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                break
-    except OSError:
-        pass
-    isa = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni")]
-    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
-    return f"{name}, {os.cpu_count()} cores, ISA flags: {' '.join(isa) or 'none'}" + (f", env {env}" if env else "")
 
 
 def main(argv=None) -> int:
@@ -53,6 +34,7 @@ def main(argv=None) -> int:
     from helpers.fixtures import fixture_path
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
+    from yolor_deploy.sysinfo import cpu_line
     from yolor_deploy.verify.exported import references, verify_onnx
     from yolor_deploy.verify.verify import verification_inputs
 

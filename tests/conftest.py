@@ -1,9 +1,6 @@
 """pytest hooks and autouse fixtures only; shared helpers live in the `helpers` package."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 
@@ -28,18 +25,6 @@ def _torch_threads():
 
 def pytest_report_header(config):
     """The CPU and its ISA flags beside every number the tests print (fp32 results depend on them)."""
-    import platform
+    from yolor_deploy.sysinfo import cpu_line
 
-    name, flags = platform.processor() or "?", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                break
-    except OSError:
-        pass
-    isa = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni")]
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ)
-    return [f"cpu: {name}, {os.cpu_count()} cores; isa: {' '.join(isa) or 'baseline'}" + (f"; {env}" if env else "")]
+    return [f"cpu: {cpu_line()}"]
