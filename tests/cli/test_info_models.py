@@ -6,8 +6,8 @@ import textwrap
 import warnings
 
 import pytest
-from test_runtime_detector import _run_without_torch
 
+from helpers.no_torch import run_without_torch
 from helpers.runtime_models import model_path
 from helpers.upstream_detect import CKPT, IMAGES
 from yolor_deploy.checkpoint import load_checkpoint
@@ -91,7 +91,7 @@ def test_corrupt_model_is_one_line_error(tmp_path, capsys):
 
 
 def test_info_on_a_model_runs_without_torch(exported):
-    r = _run_without_torch(textwrap.dedent(f"""
+    r = run_without_torch(textwrap.dedent(f"""
         import json, io, contextlib
         from yolor_deploy.cli.main import main
         buf = io.StringIO()

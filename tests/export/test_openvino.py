@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 import pytest
-from test_runtime_detector import _run_without_torch
 
 from helpers.fixtures import fixture_path
+from helpers.no_torch import run_without_torch
 from helpers.runtime_data import assert_same_detections, write_sizes_folder
 from helpers.upstream_detect import CKPT, assert_reproduces_upstream, images
 from yolor_deploy.checkpoint import load_checkpoint
@@ -172,7 +172,7 @@ def test_cli_export_openvino_then_predict_and_bench(tmp_path, capsys):
 
 
 def test_openvino_backend_never_imports_torch(ir):
-    r = _run_without_torch(textwrap.dedent(f"""
+    r = run_without_torch(textwrap.dedent(f"""
         import yolor_deploy.runtime as rt
         det = rt.Detector({str(ir["static"].openvino_paths[0])!r})
         (res,) = det([{images()[0]!r}])

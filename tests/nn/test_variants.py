@@ -28,31 +28,44 @@ def save_like_upstream(model, path):
         save_checkpoint(model, path)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", TESTED_VARIANTS)
-def test_variant_build_load_export(variant, tmp_path):
+@pytest.fixture(scope="module", params=TESTED_VARIANTS)
+def loaded(request, tmp_path_factory):
+    """Each variant built with seeded random weights, saved as upstream would and loaded back (once per
+    module: the static and dynamic export tests share it)."""
+    variant = request.param
     model = create_model(variant, seed=0)
-    ck = tmp_path / f"{variant}.pt"
+    ck = tmp_path_factory.mktemp("variants") / f"{variant}.pt"
     save_like_upstream(model, ck)
-    loaded = load_checkpoint(ck, cfg=variant if model.branch == "main" else None)
-    ref, got = model.state_dict(), loaded.state_dict()
-    assert list(ref) == list(got) and all(torch.equal(ref[k], got[k]) for k in ref)
-    del model
-    # static and dynamic exports, verified at 128x128 on a real image and random input (dynamic: and at
-    # two other sizes with batch 2); simplify is exercised on the fixtures (onnxslim takes ~30 s on the
-    # largest variants). Random full-size networks ignore their input: verification passes on the
-    # numbers and reports the cases "not checked", never "ok".
-    image = str(fixture_path("horses.jpg"))
-    for dynamic in (False, True):
-        res = export_onnx(loaded, tmp_path / f"{variant}-{dynamic}.onnx", imgsz=(128, 128), dynamic=dynamic,
-                          simplify=False, verify_image=image)
-        rep = res.report
-        print(f"{variant} {'dynamic' if dynamic else 'static'}: {rep.status}, largest err/tol {rep.max_ratio:.2f}")
-        assert rep.passed, rep.failures()
-        assert len(rep.cases) == (4 if dynamic else 2) and rep.max_ratio < 1.0
-        assert all(c.status in ("ok", "not checked") for c in rep.cases)
-        assert res.op_types.get("ScatterND", 0) == 0 and res.op_types.get("BatchNormalization", 0) == 0
-        assert res.fold_counts["implicit"] == 2 * len(loaded.strides)
+    got = load_checkpoint(ck, cfg=variant if model.branch == "main" else None)
+    ref, new = model.state_dict(), got.state_dict()
+    assert list(ref) == list(new) and all(torch.equal(ref[k], new[k]) for k in ref)
+    return variant, got
+
+
+def _export_and_verify(variant, model, tmp_path, dynamic: bool) -> None:
+    """Verified at 128x128 on a real image and random input (dynamic: and at two other sizes with batch 2);
+    simplify is exercised on the fixtures (onnxslim takes ~30 s on the largest variants). Random full-size
+    networks ignore their input: verification passes on the numbers and reports the cases "not checked",
+    never "ok"."""
+    res = export_onnx(model, tmp_path / f"{variant}.onnx", imgsz=(128, 128), dynamic=dynamic, simplify=False,
+                      verify_image=str(fixture_path("horses.jpg")))
+    rep = res.report
+    print(f"{variant} {'dynamic' if dynamic else 'static'}: {rep.status}, largest err/tol {rep.max_ratio:.2f}")
+    assert rep.passed, rep.failures()
+    assert len(rep.cases) == (4 if dynamic else 2) and rep.max_ratio < 1.0
+    assert all(c.status in ("ok", "not checked") for c in rep.cases)
+    assert res.op_types.get("ScatterND", 0) == 0 and res.op_types.get("BatchNormalization", 0) == 0
+    assert res.fold_counts["implicit"] == 2 * len(model.strides)
+
+
+@pytest.mark.slow
+def test_variant_static_export(loaded, tmp_path):
+    _export_and_verify(*loaded, tmp_path, dynamic=False)
+
+
+@pytest.mark.slow
+def test_variant_dynamic_export(loaded, tmp_path):
+    _export_and_verify(*loaded, tmp_path, dynamic=True)
 
 
 @pytest.mark.slow

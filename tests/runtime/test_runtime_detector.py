@@ -3,25 +3,17 @@ backend through the same path, and the promise that the runtime never imports to
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import warnings
 
 import numpy as np
 import pytest
 
+from helpers.no_torch import run_without_torch
 from helpers.runtime_data import assert_same_detections, horses, write_sizes_folder
 from helpers.runtime_models import NMS_BOXES, model_path, set_metadata, tiny_module
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime import Detector, MetadataWarning, ProviderError, letterbox, parse_metadata
-
-
-def _run_without_torch(body: str) -> subprocess.CompletedProcess:
-    """Run `body` in a fresh interpreter where `import torch` fails, as on a deployment box."""
-    code = 'import sys\nsys.modules["torch"] = None  # any `import torch` now raises ImportError\n' + body
-    code += '\ndel sys.modules["torch"]\nassert "torch" not in sys.modules\nprint("ok")\n'
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_runtime_never_imports_torch(tmp_path):
@@ -29,7 +21,7 @@ def test_runtime_never_imports_torch(tmp_path):
 
     img = tmp_path / "h.jpg"
     cv2.imwrite(str(img), horses())
-    r = _run_without_torch(textwrap.dedent(f"""
+    r = run_without_torch(textwrap.dedent(f"""
         import yolor_deploy.runtime as rt
         det = rt.Detector({str(model_path("dynamic"))!r}, imgsz=320)
         (res,) = det([{str(img)!r}])
@@ -45,7 +37,7 @@ def test_predict_cli_runs_without_torch(tmp_path):
 
     img = tmp_path / "h.jpg"
     cv2.imwrite(str(img), horses())
-    r = _run_without_torch(textwrap.dedent(f"""
+    r = run_without_torch(textwrap.dedent(f"""
         from yolor_deploy.cli.main import main
         rc = main(["predict", {str(model_path("dynamic"))!r}, {str(img)!r}, "--save-dir", {str(tmp_path / "out")!r}])
         assert rc == 0, rc

@@ -11,9 +11,9 @@ from onnx import numpy_helper
 
 from helpers.fixtures import fixture_path, main_cfg
 from yolor_deploy.checkpoint import load_checkpoint
-from yolor_deploy.cli.diff import summary_lines
 from yolor_deploy.cli.main import main
 from yolor_deploy.export.onnx_export import export_onnx
+from yolor_deploy.verify.diff_report import summary_lines
 from yolor_deploy.verify.layer_diff import LayerDiff, diff_layers, first_divergence, layer_tensors, scope_index
 
 IMGSZ = (192, 192)  # small: the fixtures are well conditioned at any size
