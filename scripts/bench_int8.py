@@ -5,7 +5,7 @@ Builds a registered variant with seeded random weights, exports it (opset 17, st
 quantizes it calibrated on the bundled sample image plus seeded noise images, then times the
 models on the same letterboxed sample image, alternating fp32, int8, fp32, ... after a warmup.
 Prints median/p90 per model and the ratios of the medians to ORT fp32 (< 1: faster).
-Random weights: these are speed figures only (accuracy needs a trained model; see tests/test_quantize.py).
+Random weights: these are speed figures only (accuracy needs a trained model; see tests/quantize/test_quantize.py).
 
 usage:
   python scripts/bench_int8.py                          # yolor-p6 @640, 10 runs, 2 threads

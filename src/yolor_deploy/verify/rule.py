@@ -10,7 +10,7 @@ every row; noise moves few), the 99th percentile and the maximum (a bug that hit
 tolerance of each statistic is FACTOR (2 x FACTOR for the maximum) times the largest value of that
 statistic among the model's own equivalent fp32 computations (`noise.VARIANTS`), plus a small floor.
 The ratio err / tolerance is the margin: <= 1 passes. A correct export is one more sample of the same
-noise; every export bug in the catalogue (tests/test_verify_catalogue.py) lands far above 1.
+noise; every export bug in the catalogue (tests/verify/test_verify_catalogue.py) lands far above 1.
 """
 from __future__ import annotations
 
