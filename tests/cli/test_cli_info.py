@@ -84,3 +84,33 @@ def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])
     assert e.value.code == 0 and "example" in capsys.readouterr().out
+
+
+def test_unexpected_errors_are_one_line(monkeypatch, capsys):
+    import yolor_deploy.cli.info as info
+
+    def boom(args):
+        raise ValueError("something nobody expected\nsecond line")
+
+    monkeypatch.setattr(info, "run", boom)
+    monkeypatch.delenv("YOLOR_DEBUG", raising=False)
+    assert main(["info", "x.onnx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unexpected ValueError: something nobody expected (set YOLOR_DEBUG=1 for the traceback)"]
+    monkeypatch.setenv("YOLOR_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["info", "x.onnx"])
+
+
+def test_info_json_into_a_closed_pipe_is_quiet(monkeypatch, capsys):
+    """`info --json | head`: the reader goes away; no BrokenPipeError traceback, exit 0."""
+    import io
+
+    from helpers.runtime_models import model_path
+
+    class ClosedPipe(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["info", str(model_path("static")), "--json"]) == 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 
 COMMANDS = {
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import YolorDeployError
+    from ..errors import YolorDeployError, first_line
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `yolor-deploy info --json | head`: the reader left; nothing more to say
+        try:  # point stdout at /dev/null so the interpreter's final flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+        return 0
+    except OSError as e:  # a disk or permission failure outside the paths that report their own
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user; YOLOR_DEBUG=1 shows it
+        if os.environ.get("YOLOR_DEBUG"):
+            raise
+        print(f"error: unexpected {type(e).__name__}: {first_line(e)} (set YOLOR_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-conf", action="store_true", help="add the score to --save-txt lines")
     p.add_argument("--no-save-img", action="store_true", help="do not write annotated images/videos")
     p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images and video frames above N decoded pixels, checked from the file header "
+                        "before decoding (default 268435456 = 16384x16384; also $YOLOR_MAX_IMAGE_PIXELS)")
     add_backend_arguments(p)
 
 
@@ -89,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.sources import iter_frames
 
     err = Console(stderr=True)
+    if args.max_pixels is not None:
+        from ..runtime.image_header import ENV_MAX_PIXELS
+
+        if args.max_pixels < 1:
+            raise InputError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
+        os.environ[ENV_MAX_PIXELS] = str(args.max_pixels)
     with warnings_to_stderr():
         sources = resolve_sources(args.source)
         det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import parse_imgsz, round_to_stride
+from ..contract import NMS_OUTPUTS, parse_imgsz, round_to_stride
 from ..errors import InputError
 from .backends import Backend, OrtBackend
 from .boxes import scale_boxes
@@ -23,6 +23,7 @@ from .letterbox import letterbox
 from .nms import non_max_suppression
 from .results import Detections
 from .sources import read_image, to_bgr8
+from .validate import check_model_io, check_nms_outputs, check_raw_output
 
 ImageLike = np.ndarray | str | Path
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -120,6 +121,7 @@ class Detector:
         self.backend = (model if not isinstance(model, (str, Path))
                         else open_backend(model, providers, threads, cfg, backend))
         self.metadata = self.backend.metadata
+        check_model_io(self.backend)
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
         self.classes = list(classes) if classes else None
         self.agnostic, self.multi_label = agnostic, multi_label
@@ -132,7 +134,6 @@ class Detector:
         self._check_nms_settings()
         self.timings, self.last = StageTimes(), StageTimes()
         self.last_input_shape: tuple[int, ...] | None = None  # of the latest call's first batch
-        self._warned_nc = False
 
     # --- setup --------------------------------------------------------------------------------
     @property
@@ -197,8 +198,9 @@ class Detector:
         """Raw outputs -> Detections in original-image pixels, one per real image of the batch."""
         n, in_hw = len(batch.shapes), batch.tensor.shape[2:]
         if self.metadata.nms.mode == "none":
-            pred = np.asarray(outputs[0], dtype=np.float32)[:n]
-            self._check_nc(pred.shape[-1] - 5)
+            pred = np.asarray(outputs[0], dtype=np.float32)
+            check_raw_output(self.backend.path, pred, self.metadata.nc if self.metadata.from_model else None, n)
+            pred = pred[:n]
             dets = non_max_suppression(pred, self.conf_thres, self.iou_thres, self.classes,
                                        self.agnostic, self.multi_label, self.max_det)
             rows = [(d[:, :4], d[:, 4], d[:, 5].astype(np.int64)) for d in dets]
@@ -210,10 +212,11 @@ class Detector:
 
     def _graph_nms_rows(self, outputs: list[np.ndarray], n: int):
         named = dict(zip(self.backend.output_names, outputs))
-        num, boxes, scores, classes = (np.asarray(named[k]) for k in ("num_dets", "boxes", "scores", "classes"))
+        num, boxes, scores, classes = (np.asarray(named[k]) for k in NMS_OUTPUTS)
+        check_nms_outputs(self.backend.path, num, boxes, scores, classes, n)
         rows = []
         for i in range(n):
-            k = int(num[i].reshape(-1)[0])
+            k = int(np.clip(num[i].reshape(-1)[0], 0, boxes.shape[1]))
             b, s, c = boxes[i, :k].astype(np.float32), scores[i, :k].astype(np.float32), classes[i, :k].astype(np.int64)
             keep = s > self.conf_thres
             if self.classes:
@@ -221,12 +224,6 @@ class Detector:
             order = np.argsort(-s[keep], kind="stable")[: self.max_det]
             rows.append((b[keep][order], s[keep][order], c[keep][order]))
         return rows
-
-    def _check_nc(self, nc: int) -> None:
-        if nc != len(self.names) and not self._warned_nc:
-            self._warned_nc = True
-            warnings.warn(f"{self.backend.path}: the model outputs {nc} classes but its metadata "
-                          f"names {len(self.names)}; unnamed classes are shown by index", stacklevel=4)
 
     # --- front door ---------------------------------------------------------------------------
     def __call__(self, images: ImageLike | Sequence[ImageLike]) -> list[Detections]:

@@ -13,6 +13,7 @@ import numpy as np
 from .boxes import box_convert
 
 MAX_WH = 4096  # upstream's class offset (pixels) for class-aware NMS
+MAX_NMS = 30_000  # upstream's cap on the boxes that enter NMS (highest scores first)
 
 
 BLOCK = 256  # boxes resolved together: an IoU matrix of BLOCK x BLOCK per step
@@ -101,7 +102,8 @@ def non_max_suppression(
     pred: ndarray[B, N, 5+nc] = (cx, cy, w, h, obj, cls...), sigmoided. Per image: candidates with
     obj > conf_thres; conf = obj * cls; multi-label (every class with conf > conf_thres; default
     when nc > 1) or best class only; optional class filter (an empty list filters nothing, as
-    upstream); class-aware NMS unless `agnostic`; at most `max_det` detections.
+    upstream); class-aware NMS unless `agnostic`; at most MAX_NMS candidates (the highest scores) enter
+    NMS, as upstream; rows with non-finite boxes or scores are dropped; at most `max_det` detections.
     Returns B arrays ndarray[K, 6] float32 = (x1, y1, x2, y2, conf, cls), by decreasing conf.
     """
     pred = np.asarray(pred)
@@ -129,6 +131,12 @@ def non_max_suppression(
         if classes:
             keep = np.isin(j, np.asarray(list(classes)))
             box, conf, j = box[keep], conf[keep], j[keep]
+        finite = np.isfinite(box).all(1) & np.isfinite(conf)
+        if not finite.all():  # a broken model's NaN/inf rows are no detections
+            box, conf, j = box[finite], conf[finite], j[finite]
+        if len(box) > MAX_NMS:  # as upstream: only the MAX_NMS highest scores enter NMS
+            top = np.argsort(-conf, kind="stable")[:MAX_NMS]
+            box, conf, j = box[top], conf[top], j[top]
         if not len(box):
             out.append(np.zeros((0, 6), dtype=np.float32))
             continue

@@ -12,10 +12,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import InputError
+from .image_header import check_pixels, image_size, max_pixels
+
+# OpenCV's own decoded-pixel cap (read when OpenCV loads), for the formats image_header does not parse.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels()))
+import cv2  # noqa: E402 - after the limit above
+
+MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
 
 IMAGE_SUFFIXES = (".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp",
                   ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".sr", ".ras")
@@ -51,6 +57,28 @@ def _supported() -> str:
     return f"images {' '.join(s[1:] for s in IMAGE_SUFFIXES)}; videos {' '.join(s[1:] for s in VIDEO_SUFFIXES)}"
 
 
+MAX_GLOB_ENTRIES = 1_000_000
+
+
+def _glob_files(pattern: str) -> list[Path]:
+    """Files matching `pattern` (recursive `**`), sorted, each file once: a symlink loop or a second link to
+    the same file does not repeat it. At most MAX_GLOB_ENTRIES paths are looked at."""
+    matches = []
+    for k, f in enumerate(glob.iglob(pattern, recursive=True)):
+        if k >= MAX_GLOB_ENTRIES:
+            raise InputError(f"{pattern}: matches more than {MAX_GLOB_ENTRIES:,} paths; narrow the pattern")
+        if os.path.isfile(f):
+            matches.append(f)
+    seen: set[str] = set()
+    files = []
+    for f in sorted(matches, key=lambda m: (m.count(os.sep), m)):  # the shortest path names each file
+        real = os.path.realpath(f)
+        if real not in seen:
+            seen.add(real)
+            files.append(Path(f))
+    return sorted(files)
+
+
 def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
     """Expand files, folders (non-recursive, sorted) and globs (recursive `**`, sorted) into Sources.
 
@@ -62,8 +90,7 @@ def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
         s = str(spec)
         p = Path(s)
         if any(c in s for c in "*?[") and not p.exists():
-            files = [Path(f) for f in sorted(glob.glob(s, recursive=True)) if os.path.isfile(f)]
-            found = [Source(f, k) for f in files if (k := _kind(f))]
+            found = [Source(f, k) for f in _glob_files(s) if (k := _kind(f))]
             if not found:
                 raise InputError(f"{s}: the pattern matches no images or videos ({_supported()})")
             out += found
@@ -102,14 +129,21 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to ndarray[H, W, 3] uint8 BGR; InputError naming the file otherwise."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: {size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
         buf = np.fromfile(str(path), dtype=np.uint8)  # bytes first: non-ASCII paths work everywhere
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     if buf.size == 0:
         raise InputError(f"{path}: empty file")
+    declared = image_size(buf[:65536].tobytes())
+    if declared is not None:  # refused from the header, before a byte is decoded
+        check_pixels(*declared, source=str(path))
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise InputError(f"{path}: cannot decode image (corrupt or not an image)")
+    check_pixels(img.shape[1], img.shape[0], str(path))
     return to_bgr8(img, str(path))
 
 
@@ -124,6 +158,13 @@ class VideoReader:
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such video file")
         self.cap = cv2.VideoCapture(str(self.path))
+        if self.cap.isOpened():
+            w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+            try:
+                check_pixels(w, h, str(self.path))
+            except InputError:
+                self.cap.release()
+                raise
         ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
         if not ok or first is None:
             self.cap.release()
