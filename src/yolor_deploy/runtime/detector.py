@@ -7,6 +7,7 @@ of all YOLOR strides); a static-shape ONNX model letterboxes to its fixed input 
 """
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -133,6 +134,7 @@ class Detector:
         self.batch_size = fixed_b or max(int(batch_size or 1), 1)
         self._check_nms_settings()
         self.timings, self.last = StageTimes(), StageTimes()
+        self._stats_lock = threading.Lock()  # calls may come from many threads; results never share state
         self.last_input_shape: tuple[int, ...] | None = None  # of the latest call's first batch
 
     # --- setup --------------------------------------------------------------------------------
@@ -247,8 +249,9 @@ class Detector:
             times.infer += t2 - t1
             times.post += time.perf_counter() - t2
             times.batches += 1
-        self.last = times
-        self.timings.add(times)
+        with self._stats_lock:
+            self.last = times
+            self.timings.add(times)
         return results  # type: ignore[return-value]
 
 

@@ -5,9 +5,14 @@ picks bf16/f16 on CPUs that have them, which changes detections); `threads` sets
 `INFERENCE_NUM_THREADS`. Our metadata is read from the IR's `rt_info["yolor_deploy"]` (written by
 `yolor-deploy export --openvino`) or, for an ONNX file, from the `metadata_props` that OpenVINO's
 ONNX reader keeps under `rt_info["framework"]`.
+
+Concurrency: an OpenVINO InferRequest runs one inference at a time and owns its output tensors, so calls
+from several threads each take their own request from a pool (created on demand, kept for reuse) and
+return copies of the outputs: a `Detector` on an OpenVINO model may be called from many threads at once.
 """
 from __future__ import annotations
 
+import queue
 import re
 import time
 from pathlib import Path
@@ -55,7 +60,8 @@ class OpenVINOBackend:
             self.compiled = core.compile_model(model, device, config if device == "CPU" else {})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
-        self.request = self.compiled.create_infer_request()
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests.put(self.compiled.create_infer_request())
         self.load_seconds = time.perf_counter() - t0
         self.name = f"openvino {ov.get_version().split('-')[0]} ({device})"
 
@@ -74,9 +80,17 @@ class OpenVINOBackend:
                                       _shape(self.compiled.outputs[0].get_partial_shape()), self.input_shape)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order (copies, not views)."""
-        res = self.request.infer({0: np.ascontiguousarray(x, dtype=self.input_dtype)})
-        return [np.array(res[o]) for o in self.compiled.outputs]
+        """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order (copies, not views).
+        Thread-safe: each concurrent call runs on its own infer request."""
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            res = request.infer({0: np.ascontiguousarray(x, dtype=self.input_dtype)})
+            return [np.array(res[o]) for o in self.compiled.outputs]
+        finally:
+            self._requests.put(request)
 
 
 def _shape(partial) -> tuple[int | None, ...]:
