@@ -162,8 +162,11 @@ def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml:
 def _save(proto: onnx.ModelProto, path: Path) -> None:
     from ..fs import atomic_path
 
-    with atomic_path(path) as tmp:
-        onnx.save(proto, str(tmp))
+    try:
+        with atomic_path(path) as tmp:
+            onnx.save(proto, str(tmp))
+    except OSError as e:  # disk full, read-only filesystem, ...: nothing is left at `path`
+        raise ExportError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, options: ExportOptions | None = None,
@@ -201,16 +204,31 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
             ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
             result.report = _verify(model, final, o, ir_xml)
-            if o.report:
-                result.report.write_json(o.report)
             if not result.report.passed:
                 kept = out.with_name(out.stem + ".failed.onnx")
                 _save(final, kept)
+                _write_report(result.report, o.report, None)
                 raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
                                         f"the failing model was kept at {kept}", result.report)
         _save(final, out)
         if ir_xml is not None:
             from ..formats.openvino_ir import install_ir
 
-            result.openvino_paths = install_ir(ir_xml, out)
+            try:
+                result.openvino_paths = install_ir(ir_xml, out)
+            except OSError as e:
+                raise ExportError(f"{out.with_suffix('.xml')}: cannot write the OpenVINO IR "
+                                  f"({e.strerror or e}); the ONNX model was saved at {out}") from None
+    if result.report is not None:  # after the model: a report that cannot be written loses nothing
+        _write_report(result.report, o.report, out)
     return result
+
+
+def _write_report(report: VerifyReport, path: str | None, saved: Path | None) -> None:
+    if not path:
+        return
+    try:
+        report.write_json(path)
+    except OSError as e:
+        tail = f"; the model was saved at {saved}" if saved is not None else ""
+        raise ExportError(f"{path}: cannot write the report ({e.strerror or e}){tail}") from None

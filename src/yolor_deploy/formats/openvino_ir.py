@@ -7,6 +7,7 @@ target and renamed into place, `.bin` first, so no half-written IR appears under
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -24,6 +25,10 @@ def import_openvino():
     except ImportError:
         raise InputError("OpenVINO is not installed: pip install 'yolor-deploy[openvino]'") from None
     return openvino
+
+
+BIN_HASH_KEY = "yolor_deploy_bin_sha256"
+_PLACEHOLDER = "0" * 63 + "x"  # replaced by the .bin's sha256 (same length) after saving
 
 
 def ir_paths(out: str | Path) -> tuple[Path, Path]:
@@ -44,11 +49,57 @@ def read_onnx(model: onnx.ModelProto, workdir: str | Path):
 
 
 def save_ir(ov_model, metadata: ModelMetadata, workdir: str | Path) -> Path:
-    """Write `ov_model` with `metadata` in its rt_info as `workdir/model.xml` (+ .bin); return the .xml."""
+    """Write `ov_model` with `metadata` in its rt_info as `workdir/model.xml` (+ .bin); return the .xml.
+    The .xml also records the sha256 of its .bin (rt_info `yolor_deploy_bin_sha256`), so a load can tell
+    a mismatched pair."""
     ov_model.set_rt_info(metadata.to_json(), [METADATA_KEY])
+    ov_model.set_rt_info(_PLACEHOLDER, [BIN_HASH_KEY])
     xml = Path(workdir) / "model.xml"
     import_openvino().save_model(ov_model, str(xml), compress_to_fp16=False)
+    text = xml.read_bytes()
+    if text.count(_PLACEHOLDER.encode()) == 1:
+        xml.write_bytes(text.replace(_PLACEHOLDER.encode(), file_sha256(xml.with_suffix(".bin")).encode()))
     return xml
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_pair(xml: str | Path, recorded: str | None) -> None:
+    """InputError when `xml`'s .bin is not the one it was saved with (an interrupted overwrite, or files mixed
+    by hand); `recorded`: the hash the .xml carries (None for IRs made elsewhere: nothing to check)."""
+    if not recorded or len(recorded) != 64:
+        return
+    xml = Path(xml)
+    if file_sha256(xml.with_suffix(".bin")) != recorded:
+        prev = prev_paths(xml)[0]
+        hint = f"; the previous model is intact at {prev}" if prev.is_file() else ""
+        raise InputError(f"{xml}: its weights file {xml.with_suffix('.bin').name} belongs to another model "
+                         f"(an interrupted overwrite?){hint}")
+
+
+def recorded_bin_hash(xml: str | Path) -> str | None:
+    """The .bin sha256 an IR written by `save_ir` records, read from the .xml text (before OpenVINO parses it)."""
+    import re
+
+    try:
+        with open(xml, "rb") as f:
+            text = f.read(64 << 20)
+    except OSError:
+        return None
+    m = re.search(rb'<' + BIN_HASH_KEY.encode() + rb' value="([0-9a-f]{64})"', text)
+    return m.group(1).decode() if m else None
+
+
+def prev_paths(out: str | Path) -> tuple[Path, Path]:
+    """Where `install_ir` keeps the previous pair while it replaces it: `stem.prev.xml` + `stem.prev.bin`."""
+    xml, _ = ir_paths(out)
+    return xml.with_name(xml.stem + ".prev.xml"), xml.with_name(xml.stem + ".prev.bin")
 
 
 def convert_to_ir(model: onnx.ModelProto, metadata: ModelMetadata, workdir: str | Path) -> Path:
@@ -57,18 +108,41 @@ def convert_to_ir(model: onnx.ModelProto, metadata: ModelMetadata, workdir: str 
 
 
 def install_ir(xml: Path, out: str | Path) -> tuple[Path, Path]:
-    """Move a converted IR pair (`xml` and its `.bin`) to the names of `ir_paths(out)`."""
+    """Move a converted IR pair (`xml` and its `.bin`) to the names of `ir_paths(out)`.
+
+    Two renames cannot be one atomic step: an existing pair is first linked to `stem.prev.xml/.bin`, then
+    the new .bin and .xml replace it, then the previous pair is removed. Killed in between, the final names
+    may hold a mixed pair: the load detects it (the .xml records its .bin's sha256) and names the intact
+    previous pair."""
     dst_xml, dst_bin = ir_paths(out)
+    prev_xml, prev_bin = prev_paths(out)
+    kept = dst_xml.is_file() and dst_bin.is_file()
+    if kept:
+        for src, dst in ((dst_bin, prev_bin), (dst_xml, prev_xml)):
+            with contextlib.suppress(FileNotFoundError):
+                dst.unlink()
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
     os.replace(xml.with_suffix(".bin"), dst_bin)
     os.replace(xml, dst_xml)
+    if kept:
+        for p in (prev_xml, prev_bin):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
     return dst_xml, dst_bin
 
 
 @contextlib.contextmanager
 def ir_workdir(out: str | Path):
     """A temporary folder on the target's filesystem (so the final renames are atomic), removed after."""
+    from ..fs import remove_stale_temps
+
     parent = Path(out).parent
-    d = tempfile.mkdtemp(prefix=f".{Path(out).stem}.", suffix=".ir.tmp", dir=parent if str(parent) else ".")
+    remove_stale_temps(Path(out))
+    d = tempfile.mkdtemp(prefix=f".{Path(out).stem}.{os.getpid()}.", suffix=".ir.tmp",
+                         dir=parent if str(parent) else ".")
     try:
         yield Path(d)
     finally:

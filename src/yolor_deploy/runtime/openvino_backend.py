@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, first_line
-from ..formats.openvino_ir import import_openvino
+from ..formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
 from .backends import _dim, read_metadata
 from .metadata import METADATA_KEY
 
@@ -55,6 +55,8 @@ class OpenVINOBackend:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         t0 = time.perf_counter()
+        if path.suffix.lower() == ".xml":
+            check_pair(path, recorded_bin_hash(path))
         try:
             model = core.read_model(str(path))
             self.compiled = core.compile_model(model, device, config if device == "CPU" else {})

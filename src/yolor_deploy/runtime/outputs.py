@@ -61,9 +61,14 @@ class _VideoOut:
         out = []
         if self.writer is not None and self.tmp is not None and self.final is not None:
             self.writer.release()
+            self.writer = None
+            if not _playable(self.tmp):  # frames or the container were not written (disk full, ...)
+                with contextlib.suppress(OSError):
+                    self.tmp.unlink()
+                raise InputError(f"{self.final}: cannot write the video (disk full or unwritable folder?); "
+                                 "nothing was left at that name")
             os.replace(self.tmp, self.final)
             out.append(self.final)
-            self.writer = None
         doc = {"source": str(self.source.path), "fps": self.fps, "width": self.w, "height": self.h,
                "frames": self.frames}
         atomic.write_json(self.save_dir / f"{self.stem}.json", doc)
@@ -154,3 +159,13 @@ class ResultWriter:
         if self._video is not None:
             self._video.abort()
             self._video = None
+
+
+def _playable(path: Path) -> bool:
+    """The written video opens and yields its first frame."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        return bool(ok)
+    finally:
+        cap.release()

@@ -95,7 +95,8 @@ def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
                 raise InputError(f"{s}: the pattern matches no images or videos ({_supported()})")
             out += found
         elif p.is_dir():
-            found = [Source(f, k) for f in sorted(p.iterdir()) if f.is_file() and (k := _kind(f))]
+            found = [Source(f, k) for f in sorted(p.iterdir())
+                     if f.is_file() and not f.name.startswith(".") and (k := _kind(f))]
             if not found:
                 raise InputError(f"{p}: folder holds no images or videos ({_supported()})")
             out += found
