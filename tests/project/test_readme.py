@@ -29,3 +29,19 @@ def test_ci_also_runs_the_proof_on_avx2_kernels():
     assert "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m pytest" in ci
     for name in ("nn/test_paper_model.py", "nn/test_darknet_model.py", "export/test_export.py", "verify"):
         assert f"tests/{name}" in ci and (REPO / "tests" / name).exists()
+
+
+def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+    text = (REPO / "README.md").read_text()
+    code = re.findall(r"```python\n(.+?)\n```", text, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = out.getvalue().strip()
+    expected = re.search(r"print\(result\)\s+# (.+)", code)[1]
+    assert printed == expected
+    assert (tmp_path / "shapes.onnx").is_file() and (tmp_path / "shapes-annotated.jpg").stat().st_size > 10_000

@@ -125,6 +125,11 @@ class Detector:
         check_model_io(self.backend)
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
         self.classes = list(classes) if classes else None
+        bad = [c for c in self.classes or [] if not 0 <= int(c) < len(self.metadata.names)]
+        if bad and self.metadata.names:
+            raise InputError(f"classes {bad}: the model has {len(self.metadata.names)} classes "
+                             f"(0..{len(self.metadata.names) - 1}: {', '.join(self.metadata.names[:10])}"
+                             f"{', ...' if len(self.metadata.names) > 10 else ''})")
         self.agnostic, self.multi_label = agnostic, multi_label
         self._setup_size(imgsz)
         fixed_b = self.backend.input_shape[0]

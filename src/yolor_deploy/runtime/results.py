@@ -55,6 +55,40 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def __repr__(self) -> str:
+        where = f" {Path(self.path).name}" if self.path else ""
+        found = ", ".join(f"{n} {c}" for c, n in sorted(((c, n) for n, c in self.counts().items()), reverse=True))
+        return (f"<Detections{where} {self.image_shape[1]}x{self.image_shape[0]}: {len(self)} "
+                f"detection{'s' * (len(self) != 1)}{': ' + found if found else ''}>")
+
+    def plot(self, image: np.ndarray) -> np.ndarray:
+        """A copy of `image` (BGR, the one these detections were made on) with the boxes and labels drawn."""
+        from .draw import draw_detections
+
+        return draw_detections(image, self)
+
+    def save(self, path: str | Path, image: np.ndarray | None = None) -> Path:
+        """Write the annotated image (`image`, or the file the detections came from) to `path`, atomically."""
+        import cv2
+
+        from .. import fs
+        from ..errors import InputError
+        from .sources import read_image
+
+        if image is None:
+            if self.path is None:
+                raise InputError("Detections.save: pass the image (these detections were not made from a file)")
+            image = read_image(self.path)
+        path = Path(path)
+        ok, buf = cv2.imencode(path.suffix or ".jpg", self.plot(image))
+        if not ok:
+            raise InputError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
+        try:
+            fs.write_bytes(path, buf.tobytes())
+        except OSError as e:
+            raise InputError(f"{path}: cannot write ({e.strerror or e})") from None
+        return path
+
     def name(self, cls: int) -> str:
         return self.names[cls] if 0 <= cls < len(self.names) else str(cls)
 
