@@ -114,3 +114,13 @@ def test_info_json_into_a_closed_pipe_is_quiet(monkeypatch, capsys):
 
     monkeypatch.setattr("sys.stdout", ClosedPipe())
     assert main(["info", str(model_path("static")), "--json"]) == 0
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["predict", "m.onnx", "x.jpg", "--save-jsn"], "yolor-deploy predict: error: unrecognized arguments: --save-jsn (did you mean --save-json?)"),
+    (["exprt", "x.pt"], "(did you mean export?)"),
+])
+def test_typos_get_a_suggestion_from_the_right_command(capsys, argv, want):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and want in capsys.readouterr().err

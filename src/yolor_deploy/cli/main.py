@@ -6,9 +6,11 @@ heavy dependencies (torch, onnxruntime) only inside `run`, so `--help` is instan
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import io
 import os
+import re
 import sys
 
 COMMANDS = {
@@ -24,15 +26,30 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" on a mistyped subcommand or option (Python 3.11 has no suggest_on_error)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        words: list[str] = []
+        for action in self._actions:
+            words += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                words += list(action.choices)
+        bad = re.findall(r"invalid choice: '([^']+)'|unrecognized arguments: (.+)", message)
+        tried = [w for pair in bad for w in (pair[0], *pair[1].split()) if w]
+        hints = sorted({m for t in tried for m in difflib.get_close_matches(t.split("=")[0], words, n=1, cutoff=0.6)})
+        super().error(message + (f" (did you mean {', '.join(hints)}?)" if hints else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="yolor-deploy",
         description="Load YOLOR checkpoints safely, export verified ONNX, detect and benchmark without PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"yolor-deploy {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, modname in COMMANDS.items():
         try:
             mod = importlib.import_module(modname)
@@ -51,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import YolorDeployError, first_line
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # report unknown options with the subcommand's own usage and a suggestion
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        target = sub.choices.get(args.command, parser) if sub is not None and args.command else parser
+        target.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
