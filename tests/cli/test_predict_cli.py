@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def test_images_folder_all_outputs(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "predict summary" in captured.out and "detections" in captured.out and f"results saved to {out}" in captured.out
     assert captured.err == ""
+    lines = [ln for ln in captured.out.splitlines() if ln.startswith("image ")]
+    assert len(lines) == len(files) and lines[0].startswith(f"image 1/{len(files)} ") and lines[-1].endswith(" ms")
+    assert all(re.search(r": (no detections|\d+ (circle|square|triangle)), ", ln) for ln in lines)
+    assert predict(model_path("dynamic"), tmp_path / "imgs", "--imgsz", 320, "--save-dir", tmp_path / "q", "-q") == 0
+    assert not [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("image ")]
     for p in files.values():
         assert cv2.imread(str(out / p.name)) is not None, p.name  # annotated, same name and suffix
         assert (out / "labels" / f"{p.stem}.txt").exists()

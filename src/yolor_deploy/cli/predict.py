@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-conf", action="store_true", help="add the score to --save-txt lines")
     p.add_argument("--no-save-img", action="store_true", help="do not write annotated images/videos")
     p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per image (the summary is still printed)")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse images and video frames above N decoded pixels, checked from the file header "
                         "before decoding (default 268435456 = 16384x16384; also $YOLOR_MAX_IMAGE_PIXELS)")
@@ -123,9 +124,13 @@ def run(args: argparse.Namespace) -> int:
             with progress:
                 task = progress.add_task("predict", total=total)
                 for frames in _batched(iter_frames(sources, warn), det.batch_size):
-                    for frame, d in zip(frames, det([f.image for f in frames])):
+                    results = det([f.image for f in frames])
+                    ms = 1000 * (det.last.pre + det.last.infer + det.last.post) / max(len(frames), 1)
+                    for k, (frame, d) in enumerate(zip(frames, results)):
                         writer.add(frame, d)
                         counts.update(d.counts())
+                        if not args.quiet:
+                            print(_image_line(frame, n_done + k + 1, total, d, ms))
                     n_done += len(frames)
                     progress.advance(task, len(frames))
             writer.close()
@@ -136,6 +141,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"no readable image or video frame among {len(sources)} input(s)")
         _print_summary(det, n_done, skipped, counts, writer)
     return 0
+
+
+def _image_line(frame, i: int, total: int, d, ms: float) -> str:
+    """`image 3/20 path: 2 circle, 1 square, 12.3 ms` (upstream detect.py's per-image line)."""
+    found = ", ".join(f"{n} {name}" for name, n in d.counts().most_common()) or "no detections"
+    where = f"frame {frame.frame + 1}" if frame.frame is not None else "image"
+    return f"{where} {i}/{total} {frame.source.path}: {found}, {ms:.1f} ms"
 
 
 def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer) -> None:
