@@ -87,5 +87,5 @@ def test_yaml_errors(bad, msg):
 def test_yaml_never_evaluates(tmp_path):
     p = tmp_path / "evil.yaml"
     p.write_text("nc: 1\nanchors: [[1,2]]\nbackbone: [[-1, 1, Conv, [__import__('os').getpid()]]]\nhead: []\n")
-    with pytest.raises(ConfigError, match=r"evil.yaml: layer 0: Conv needs the output width"):
+    with pytest.raises(ConfigError, match=r"evil.yaml:3: layer 0: Conv needs the output width"):
         parse_yaml_cfg(p)

@@ -2,11 +2,13 @@
 
 Pure Python (no torch, never eval). Text is read the way upstream's `parse_model_cfg` reads it
 (`[type]` headers, `key=value` lines, `#`/`;` comments), then every layer section is checked
-statically: option types, references to earlier layers, channel counts and spatial strides, the
-head width `len(mask)*(classes+5)`. Errors are one line: `file:line: problem`.
+statically: option types and ranges, references to earlier layers, channel counts and spatial
+strides, the head width `len(mask)*(classes+5)`, and the number of parameters the network would have
+(before anything is allocated). Errors are one line: `file:line: problem`.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,7 +16,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..contract import MAX_STRIDE
 from ..errors import ConfigError
+from .plain import (
+    MAX_NC,
+    MAX_PARAMS,
+    MAX_STR,
+    MAX_TEXT_BYTES,
+    finite_number,
+    params_message,
+    printable,
+    read_text,
+    short,
+)
 
 # Layer types the builder in nn/darknet.py knows, with the options each requires.
 LAYER_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -44,6 +58,19 @@ _OTHER_KEYS = frozenset({"jitter", "ignore_thresh", "truth_thresh", "random", "s
                          "iou_normalizer", "cls_normalizer", "iou_thresh"})
 _KNOWN_KEYS = _INT_KEYS | _INT_LIST_KEYS | _FLOAT_LIST_KEYS | _STR_KEYS | _OTHER_KEYS
 
+# Ranges of the numeric options (the shipped cfgs: filters <= 1280, size <= 13, stride <= 2, 12 anchors).
+MAX_FILTERS = 1 << 18  # a [yolo] input conv has len(mask) * (classes + 5) filters
+MAX_SECTIONS = 2_000  # yolor_p6.cfg has 235
+MAX_OPTIONS = 64  # per section
+_INT_RANGES: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "batch_normalize": (0, 1), "filters": (1, MAX_FILTERS), "size": (1, 31), "stride": (1, 32),
+    "stride_x": (1, 32), "stride_y": (1, 32), "pad": (0, 31), "groups": (1, MAX_FILTERS),
+    "classes": (1, MAX_NC), "nc": (1, MAX_NC), "num": (1, 1024), "na": (1, 64), "atoms": (0, 1024)})
+MAX_LIST = 1024  # items of a list option (anchors: 2 per anchor)
+MAX_REF = 100_000  # |layer reference| in layers=/from=
+MAX_ANCHOR_PX = 100_000.0
+MAX_OTHER = 1e9  # |value| of any other numeric option (thresholds, learning rate, max_batches...)
+
 
 @dataclass(frozen=True)
 class SectionSpec:
@@ -63,7 +90,7 @@ class DarknetSpec:
 
     Derived by the checker: `channels[i]` (output channels of section i), `yolo_layers` (section
     indices of the [yolo] layers, in cfg order = upstream output order), `strides` and `anchors`
-    (per [yolo]: `anchors[mask]` as (w, h) pixel pairs).
+    (per [yolo]: `anchors[mask]` as (w, h) pixel pairs), `params` (parameters the network will have).
     """
 
     nc: int
@@ -75,6 +102,7 @@ class DarknetSpec:
     strides: tuple[int, ...] = ()
     channels: tuple[int, ...] = ()
     yolo_layers: tuple[int, ...] = ()
+    params: int = 0
 
     @property
     def na(self) -> int:
@@ -88,16 +116,19 @@ class DarknetSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DarknetSpec:
-        name = str(data.get("source", "<dict>")) if isinstance(data, Mapping) else "<dict>"
+        src = data.get("source", "<dict>") if isinstance(data, Mapping) else "<dict>"
+        name = src[:1000] if isinstance(src, str) else short(src)
         try:
+            if len(data["sections"]) > MAX_SECTIONS:
+                raise ConfigError(f"{name}: more than {MAX_SECTIONS} layers, not a model cfg")
             raw = [(s["type"], int(s["line"]), [(k, v, int(s["line"])) for k, v in s["options"].items()])
                    for s in data["sections"]]
-            net = dict(data.get("net", {}))
-        except (KeyError, TypeError, ValueError, AttributeError):
+            net = {k: _net_value(k, v, name) for k, v in dict(data.get("net", {})).items()}
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise ConfigError(f"{name}: not a darknet cfg spec (need 'sections' of type/options/line)") from None
         spec = _build(name, net, raw, nc=None)
         if "nc" in data and data["nc"] != spec.nc:
-            raise ConfigError(f"{name}: stored nc={data['nc']!r} does not match the [yolo] classes ({spec.nc})")
+            raise ConfigError(f"{name}: stored nc={short(data['nc'])} does not match the [yolo] classes ({spec.nc})")
         return spec
 
 
@@ -109,12 +140,11 @@ def parse_darknet_cfg(source: str | Path, nc: int | None = None) -> DarknetSpec:
     """
     if isinstance(source, str) and "\n" in source:
         text, name = source, "<string>"
+        if len(text) > MAX_TEXT_BYTES:
+            raise ConfigError(f"{name}: larger than {MAX_TEXT_BYTES // 1024} KiB, not a model cfg")
     else:
         name = str(source)
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{name}: cannot read cfg ({getattr(e, 'strerror', None) or e})") from None
+        text = read_text(Path(source), "cfg")
     net, raw = _tokenize(text, name)
     return _build(name, net, raw, nc)
 
@@ -129,19 +159,38 @@ def _tokenize(text: str, name: str) -> tuple[dict, list]:
             continue
         if line.startswith("["):
             if not line.endswith("]") or len(line) < 3:
-                raise ConfigError(f"{name}:{n}: malformed section header {line!r}")
+                raise ConfigError(f"{name}:{n}: malformed section header {short(line)}")
+            if len(sections) > MAX_SECTIONS:
+                raise ConfigError(f"{name}:{n}: more than {MAX_SECTIONS} layers, not a model cfg")
             sections.append((line[1:-1].strip(), n, []))
         elif "=" not in line:
-            raise ConfigError(f"{name}:{n}: expected 'key=value', got {line!r}")
+            raise ConfigError(f"{name}:{n}: expected 'key=value', got {short(line)}")
         elif not sections:
             raise ConfigError(f"{name}:{n}: option before the first [section]")
         else:
             key, value = (s.strip() for s in line.split("=", 1))
+            if len(sections[-1][2]) >= MAX_OPTIONS:
+                raise ConfigError(f"{name}:{n}: more than {MAX_OPTIONS} options in one section")
             sections[-1][2].append((key, value, n))
     if not sections or sections[0][0] not in ("net", "network"):
         raise ConfigError(f"{name}:{sections[0][1] if sections else 1}: a darknet cfg must start with [net]")
-    net = {k: _auto(v) for k, v, _ in sections[0][2]}
+    net = {}
+    for k, v, n in sections[0][2]:
+        net[k] = _net_value(k, v, f"{name}:{n}")
     return net, sections[1:]
+
+
+def _net_value(key: Any, value: Any, where: str) -> Any:
+    """A [net] option (training settings; kept, not used to build): a short name, number or text."""
+    value = _auto(value)
+    if not isinstance(key, str) or not key or len(key) > MAX_STR:
+        raise ConfigError(f"{where}: bad [net] option name {short(key)}")
+    if value is None or isinstance(value, bool) or (isinstance(value, str) and len(value) <= MAX_STR):
+        return value
+    if finite_number(value) and abs(value) <= MAX_OTHER:
+        return value
+    raise ConfigError(f"{where}: bad value {key}={short(value)} in [net] (expected a finite number up to "
+                      f"{MAX_OTHER:g} or a short text)")
 
 
 def _auto(value: Any) -> Any:
@@ -150,7 +199,7 @@ def _auto(value: Any) -> Any:
     for kind in (int, float):
         try:
             return kind(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # also an int of more than 4300 digits
             pass
     return value
 
@@ -158,40 +207,63 @@ def _auto(value: Any) -> Any:
 def _coerce(key: str, value: Any, where: str) -> Any:
     """Typed option value; `value` is the cfg text or an already typed value (from a dict)."""
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: bad value {key}={value!r} (expected {expected})")
+        return ConfigError(f"{where}: bad value {key}={short(value)} (expected {expected})")
 
     if key in _INT_LIST_KEYS or key in _FLOAT_LIST_KEYS:
         kind, label = (int, "integers") if key in _INT_LIST_KEYS else (float, "numbers")
         items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= MAX_LIST:
+            raise bad(f"1..{MAX_LIST} comma-separated {label}")
         try:
             out = tuple(_num(x, kind) for x in items)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise bad(f"comma-separated {label}") from None
-        if not out:
-            raise bad(f"comma-separated {label}")
+        if key == "anchors" and any(not 0 < x <= MAX_ANCHOR_PX for x in out):
+            raise bad(f"anchor sizes in (0, {MAX_ANCHOR_PX:g}] px")
+        if key == "mask" and any(not 0 <= x < MAX_LIST for x in out):
+            raise bad(f"anchor indices in 0..{MAX_LIST - 1}")
+        if any(abs(x) > MAX_REF for x in out):
+            raise bad(f"layer references within +-{MAX_REF}")
         return out
     if key in _INT_KEYS:
         if key == "size" and isinstance(value, str) and "," in value:
-            raise ConfigError(f"{where}: size={value} (mixed kernel sizes, MixConv2d) is not supported")
+            raise ConfigError(f"{where}: size={short(value)} (mixed kernel sizes, MixConv2d) is not supported")
         try:
-            return _num(value, int)
-        except (TypeError, ValueError):
+            number = _num(value, int)
+        except (TypeError, ValueError, OverflowError):
             raise bad("an integer") from None
+        lo, hi = _INT_RANGES[key]
+        if not lo <= number <= hi:
+            shown = short(number if isinstance(value, str) else value)
+            raise ConfigError(f"{where}: bad value {key}={shown} (expected an integer in {lo}..{hi})")
+        return number
     if key in _STR_KEYS:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or len(value) > MAX_STR:
             raise bad("a name")
         return value
-    return _auto(value)
+    other = _auto(value)
+    if isinstance(other, bool) or (isinstance(other, str) and len(other) > MAX_STR) or (
+            isinstance(other, (int, float)) and not (finite_number(other) and abs(other) <= MAX_OTHER)):
+        raise bad(f"a finite number up to {MAX_OTHER:g}")
+    if not isinstance(other, (str, int, float)):
+        raise bad("a number")
+    return other
 
 
 def _num(x: Any, kind: type) -> int | float:
+    """`x` (cfg text or a typed value from a dict) as `kind`; floats must be finite."""
     if isinstance(x, bool):
         raise TypeError
     if isinstance(x, str):
-        return kind(x.strip())
-    if kind is int and not (isinstance(x, int) or (isinstance(x, float) and x.is_integer())):
+        x = kind(x.strip())
+    elif kind is int and not (isinstance(x, int) or (isinstance(x, float) and x.is_integer())):
         raise TypeError
-    return kind(x)
+    elif not isinstance(x, (int, float)):
+        raise TypeError
+    out = kind(x)
+    if isinstance(out, float) and not math.isfinite(out):
+        raise ValueError
+    return out
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -203,11 +275,13 @@ class _Sec:
         self.options: dict[str, Any] = {}
         self.lines: dict[str, int] = {}
         self.name = name
-        if type_ not in LAYER_TYPES:
-            raise ConfigError(f"{name}:{line}: unknown layer type [{type_}]")
+        if not isinstance(type_, str) or type_ not in LAYER_TYPES:
+            raise ConfigError(f"{name}:{line}: unknown layer type [{_text(type_)}]")
+        if len(items) > MAX_OPTIONS:
+            raise ConfigError(f"{name}:{line}: more than {MAX_OPTIONS} options in one section")
         for key, value, n in items:
-            if key not in _KNOWN_KEYS:
-                raise ConfigError(f"{name}:{n}: unsupported option '{key}' in [{type_}]")
+            if not isinstance(key, str) or key not in _KNOWN_KEYS:
+                raise ConfigError(f"{name}:{n}: unsupported option '{_text(key)}' in [{type_}]")
             if key in self.options:
                 raise ConfigError(f"{name}:{n}: option '{key}' given twice in [{type_}]")
             self.options[key], self.lines[key] = _coerce(key, value, f"{name}:{n}"), n
@@ -220,11 +294,16 @@ class _Sec:
         return ConfigError(f"{self.name}:{line}: [{self.type}] {problem}")
 
 
+def _text(x: Any) -> str:
+    """A name from the cfg for a message: itself if printable text (cut to 40 characters), else escaped."""
+    return printable(x) if isinstance(x, str) else short(x, 40)
+
+
 def _build(name: str, net: dict, raw: list, nc: int | None) -> DarknetSpec:
     secs = [_Sec(name, t, line, items) for t, line, items in raw]
     if nc is not None:
         _retarget(secs, nc, name)
-    channels, strides, yolo = _check(secs, name)
+    channels, strides, yolo, params = _check(secs, name)
     head = [secs[i] for i in yolo]
     classes = {s.options["classes"] for s in head}
     if len(classes) != 1:
@@ -234,7 +313,8 @@ def _build(name: str, net: dict, raw: list, nc: int | None) -> DarknetSpec:
         raise head[-1].err("mask", "all [yolo] layers must use the same number of anchors")
     sections = tuple(SectionSpec(s.type, MappingProxyType(dict(s.options)), s.line) for s in secs)
     return DarknetSpec(nc=classes.pop(), anchors=anchors, sections=sections, net=MappingProxyType(dict(net)),
-                       source=name, strides=tuple(strides), channels=tuple(channels), yolo_layers=tuple(yolo))
+                       source=name, strides=tuple(strides), channels=tuple(channels), yolo_layers=tuple(yolo),
+                       params=params)
 
 
 def _anchor_pairs(s: _Sec) -> list[tuple[float, float]]:
@@ -249,17 +329,19 @@ def _ref(s: _Sec, i: int, key: str, j: int) -> int:
     return k
 
 
-def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]]:
-    """Walk the layers: output channels and stride of each (stride None = implicit vector)."""
+def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int], int]:
+    """Walk the layers: output channels and stride of each (stride None = implicit vector), parameters."""
     ch: list[int] = []
     st: list[Fraction | None] = []
     yolo: list[int] = []
     c = 3
     s: Fraction | None = Fraction(1)
+    params = 0
     for i, sec in enumerate(secs):
         o, t = sec.options, sec.type
         if t in IMPLICIT_TYPES:
             c, s = _positive(sec, "filters"), None
+            params += c
         elif t == "route":
             refs = [_ref(sec, i, "layers", j) for j in o["layers"]]
             if any(st[k] is None for k in refs) or len({st[k] for k in refs}) != 1:
@@ -269,8 +351,12 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
             if s is None:
                 raise sec.err(None, f"takes an implicit vector (layer {i - 1}) as its input")
             if t == "convolutional":
+                cin = c
                 c, s = _conv(sec, c, s)
+                params += (cin // o.get("groups", 1)) * c * o["size"] ** 2 + (2 * c if o.get("batch_normalize") else c)
             elif t in ("shortcut", "shift_channels", "control_channels"):
+                if t == "shortcut" and "weights_type" in o:
+                    params += len(o["from"]) + 1  # one weight per input
                 if t != "shortcut" and len(o["from"]) != 1:
                     raise sec.err("from", "takes exactly one 'from' layer")
                 if t == "shortcut" and o.get("activation", "linear") != "linear":
@@ -289,11 +375,17 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
             elif t == "yolo":
                 _check_yolo(sec, c, s)
                 yolo.append(i)
+        if c > MAX_FILTERS:
+            raise sec.err(None, f"outputs {c} channels (limit {MAX_FILTERS})")
+        if s is not None and not Fraction(1, MAX_STRIDE) <= s <= MAX_STRIDE:
+            raise sec.err(None, f"output stride {s} is outside 1/{MAX_STRIDE}..{MAX_STRIDE}")
         ch.append(c)
         st.append(s)
     if not yolo:
         raise ConfigError(f"{name}: no [yolo] layer")
-    return ch, [int(st[i] or 0) for i in yolo], yolo
+    if params > MAX_PARAMS:
+        raise ConfigError(params_message(name, params))
+    return ch, [int(st[i] or 0) for i in yolo], yolo, params
 
 
 def _positive(sec: _Sec, key: str) -> int:
@@ -342,8 +434,8 @@ def _check_yolo(sec: _Sec, c: int, s: Fraction) -> None:
 
 def _retarget(secs: list[_Sec], nc: int, name: str) -> None:
     """Set classes=nc in every [yolo] and resize the head convs / [implicit_mul] feeding it."""
-    if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
-        raise ConfigError(f"{name}: nc must be a positive integer, got {nc!r}")
+    if isinstance(nc, bool) or not isinstance(nc, int) or not 1 <= nc <= MAX_NC:
+        raise ConfigError(f"{name}: nc must be a positive integer up to {MAX_NC}, got {short(nc)}")
     for i, sec in enumerate(secs):
         if sec.type != "yolo":
             continue
