@@ -124,3 +124,14 @@ def test_typos_get_a_suggestion_from_the_right_command(capsys, argv, want):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and want in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({}, "m-320x320.onnx"), ({"dynamic": True}, "m-320x320-dynamic.onnx"), ({"nms": "onnx"}, "m-320x320-nms.onnx"),
+    ({"nms": "trt", "half": True}, "m-320x320-nms-trt-fp16.onnx"),
+    ({"dynamic": True, "nms": "onnx", "half": True}, "m-320x320-dynamic-nms-fp16.onnx"),
+])
+def test_export_names_follow_one_scheme(kw, name):
+    from yolor_deploy.cli.export import default_output
+
+    assert default_output("runs/m.pt", (320, 320), kw.pop("nms", "none"), **kw).name == name

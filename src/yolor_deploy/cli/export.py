@@ -51,10 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None, help="output .onnx (default: next to the checkpoint)")
 
 
-def default_output(checkpoint: str, imgsz: tuple[int, int], nms: str) -> Path:
+def default_output(checkpoint: str, imgsz: tuple[int, int], nms: str, dynamic: bool = False,
+                   half: bool = False) -> Path:
+    """NAME-HxW[-dynamic][-nms|-nms-trt][-fp16].onnx beside the checkpoint (quantize adds -int8); HxW is the
+    size the model really has (after rounding to the stride), the default size of a dynamic one."""
     src = Path(checkpoint)
     stem = src.stem if src.suffix else src.name
-    tail = "" if nms == "none" else f"-nms-{nms}"
+    tail = ("-dynamic" if dynamic else "") + {"none": "", "onnx": "-nms", "trt": "-nms-trt"}[nms] + ("-fp16" * half)
     return (src.parent if src.suffix else Path(".")) / f"{stem}-{imgsz[0]}x{imgsz[1]}{tail}.onnx"
 
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     imgsz, notes = round_imgsz(requested, max(model.strides))
     for n in notes:
         console.print(f"[yellow]note: {n}[/]")
-    out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms)
+    out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms, args.dynamic, args.half)
     opts = ExportOptions(imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
                          simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
