@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     imgsz, notes = round_imgsz(requested, max(model.strides))
     for n in notes:
         console.print(f"[yellow]note: {n}[/]")
-    out = Path(args.output) if args.output else default_output(args.checkpoint, imgsz, args.nms, args.dynamic, args.half)
+    out = (Path(args.output) if args.output
+           else default_output(args.checkpoint, imgsz, args.nms, args.dynamic, args.half))
     opts = ExportOptions(imgsz=imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
                          simplify=args.simplify, half=args.half, nms=args.nms, conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres, max_det=args.max_det, fold=not args.no_fold,
