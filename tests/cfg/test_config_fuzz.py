@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers.fixtures import FIXTURES, REPO
+from helpers.fuzz import DERANDOMIZE, examples
 from yolor_deploy.cfg.darknet import LAYER_TYPES, DarknetSpec, parse_darknet_cfg
 from yolor_deploy.cfg.yaml_cfg import LAYERS, MAX_PARAMS, YamlSpec, parse_yaml_cfg
 from yolor_deploy.errors import ConfigError
@@ -27,7 +28,7 @@ SMALL_DICTS = [d for p, d in zip(YAMLS, YAML_DICTS) if "ssss" in p.stem or "tiny
 CFG_TEXTS = [p.read_text() for p in [MAIN / "yolor_csp.cfg", FIXTURES / "main-csp-tiny.cfg", FIXTURES / "main-p6-tiny.cfg"]]
 CFG_DICTS = [parse_darknet_cfg(FIXTURES / "main-csp-tiny.cfg").to_dict()]
 
-FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2), derandomize=True,
+FUZZ = settings(max_examples=examples(150), deadline=timedelta(seconds=2), derandomize=DERANDOMIZE,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SECONDS = 1.0  # one parse of a mutated config (real ones take 2-30 ms; the margin is for a loaded CI machine)
 
@@ -183,7 +184,7 @@ NEAR = st.one_of(st.integers(-4, 40), st.sampled_from([64, 128, 256, 512, 1024, 
                  st.lists(st.integers(-3, 30), min_size=1, max_size=3))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_parsed_paper_configs_build(data):
     """Whatever the schema lets through builds, and has exactly the parameters the parser computed."""
@@ -201,7 +202,7 @@ def test_fuzz_parsed_paper_configs_build(data):
     assert model.num_params() == spec.params
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_parsed_darknet_cfgs_build(data):
     """Same for darknet cfgs: what parses builds, with the parameters the checker computed."""
