@@ -3,6 +3,7 @@ ever visible under the final name (`os.replace` is atomic on one filesystem)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,14 @@ from typing import Any
 def temp_name(path: Path) -> Path:
     """A hidden sibling of `path` that keeps its suffix (OpenCV picks codecs by suffix)."""
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def pid_alive(pid: int) -> bool:

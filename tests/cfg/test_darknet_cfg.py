@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from helpers.configs import MINI
 from helpers.fixtures import REPO, main_cfg
 from yolor_deploy.cfg.darknet import DarknetSpec, parse_darknet_cfg
 from yolor_deploy.errors import ConfigError
@@ -75,30 +76,6 @@ def test_dict_round_trip():
         DarknetSpec.from_dict(data)
 
 
-MINI = """[net]
-width=64
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=silu
-
-[convolutional]
-filters=18
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,13, 16,30, 33,23
-classes=1
-num=3
-"""
 
 
 def test_mini_cfg_text_and_file(tmp_path):

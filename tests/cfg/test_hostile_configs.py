@@ -12,11 +12,14 @@ import tracemalloc
 import pytest
 import yaml
 
+from helpers.configs import MINI as _MINI
 from helpers.fixtures import FIXTURES, REPO
 from yolor_deploy.cfg.darknet import DarknetSpec, parse_darknet_cfg
 from yolor_deploy.cfg.plain import MAX_TEXT_BYTES
 from yolor_deploy.cfg.yaml_cfg import MAX_PARAMS, parse_yaml_cfg
 from yolor_deploy.errors import ConfigError
+
+MINI = _MINI + "jitter=.3\n"  # an option upstream parses and ignores
 
 PAPER = REPO / "src" / "yolor_deploy" / "configs" / "paper"
 MAIN = REPO / "src" / "yolor_deploy" / "configs" / "main"
@@ -392,31 +395,6 @@ def test_dict_values_must_be_plain(value, message):
 
 
 # --- darknet .cfg ------------------------------------------------------------------------------------
-MINI = """[net]
-width=64
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=silu
-
-[convolutional]
-filters=18
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,13, 16,30, 33,23
-classes=1
-num=3
-jitter=.3
-"""
 
 
 @pytest.mark.parametrize("old, new, line, message", [

@@ -11,13 +11,13 @@ line naming the file.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError, ConfigError, first_line
+from ..fs import file_sha256
 from ..nn.model import YOLORModel
 from ..nn.registry import VARIANTS, build_model, default_names, list_variants, parse_config
 from .archive import one_line
@@ -25,14 +25,6 @@ from .state import load_strict, stand_in_modules, stand_in_state_dict, state_dif
 from .unpickler import StandIn, clip, safe_torch_load
 
 OUR_FORMAT = "yolor-deploy"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _bn_eps(value, where: str) -> float:

@@ -7,7 +7,6 @@ target and renamed into place, `.bin` first, so no half-written IR appears under
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ import onnx
 
 from ..contract import METADATA_KEY, ModelMetadata
 from ..errors import ExportError, InputError, first_line
+from ..fs import file_sha256, remove_stale_temps
 
 
 def import_openvino():
@@ -60,14 +60,6 @@ def save_ir(ov_model, metadata: ModelMetadata, workdir: str | Path) -> Path:
     if text.count(_PLACEHOLDER.encode()) == 1:
         xml.write_bytes(text.replace(_PLACEHOLDER.encode(), file_sha256(xml.with_suffix(".bin")).encode()))
     return xml
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_pair(xml: str | Path, recorded: str | None) -> None:
@@ -137,8 +129,6 @@ def install_ir(xml: Path, out: str | Path) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def ir_workdir(out: str | Path):
     """A temporary folder on the target's filesystem (so the final renames are atomic), removed after."""
-    from ..fs import remove_stale_temps
-
     parent = Path(out).parent
     remove_stale_temps(Path(out))
     d = tempfile.mkdtemp(prefix=f".{Path(out).stem}.{os.getpid()}.", suffix=".ir.tmp",
