@@ -170,5 +170,8 @@ def test_demo_detects_real_objects_with_a_conclusive_verification(tmp_path):
     assert report["status"] == "ok" and report["passed"] and report["max_ratio"] < 1.0
     assert all(c["status"] == "ok" and c["detections"]["total"] > 0 for c in report["cases"])
     preds = json.loads((tmp_path / "predict" / "predictions.json").read_text())
-    assert len(preds) >= 10 and {p["category_id"] for p in preds} == {0, 1, 2}
+    assert {p["image_id"] for p in preds} >= {"shapes", 0, 19} and {p["category_id"] for p in preds} == {0, 1, 2}
+    assert len({p["image_id"] for p in preds}) == 21  # boxes on the sample image and on all 20 labelled ones
+    metrics = json.loads((tmp_path / "val.json").read_text())
+    assert metrics["images"] == 20 and metrics["map50"] >= 0.9 and metrics["map"] >= 0.7
     assert (tmp_path / "shapes-ssss-w025-320x320.onnx").is_file() and (tmp_path / "predict" / "shapes.jpg").is_file()

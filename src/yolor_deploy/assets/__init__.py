@@ -11,3 +11,13 @@ def sample_image() -> Path:
 
 def trained_checkpoint() -> Path:
     return Path(str(resources.files(__name__) / "shapes-ssss-w025.pt"))
+
+
+def val_images() -> Path:
+    """20 labelled validation images of the trained model (256x256 JPEG, upstream's synthetic shapes)."""
+    return Path(str(resources.files(__name__) / "shapes-val" / "images"))
+
+
+def val_labels() -> Path:
+    """YOLO txt labels (cls cx cy w h, normalised) of `val_images()`."""
+    return Path(str(resources.files(__name__) / "shapes-val" / "labels"))

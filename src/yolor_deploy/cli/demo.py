@@ -10,7 +10,9 @@ The whole pipeline on a built-in default, with nothing to download:
   1. load the bundled trained checkpoint safely (a real YOLOR in upstream's released paper-branch format:
      pickled model, fp16; 3 classes circle/square/triangle), without the upstream repository;
   2. export it to ONNX and verify it against PyTorch (the file is written only if it is faithful);
-  3. run `predict` with the ONNX model on the bundled sample image (boxes on every shape).
+  3. run `predict` with the ONNX model on the bundled sample image and 20 labelled images (boxes on
+     every shape);
+  4. run `val` on those 20 labelled images: COCO mAP@0.5 and mAP@0.5:0.95 (needs pycocotools).
 
 --variant NAME builds a registered full-size variant with seeded random weights instead: such a network
 ignores its input, so verification reports it "not checked" and its detections mean nothing.
@@ -33,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..assets import sample_image, trained_checkpoint
+    from ..assets import sample_image, trained_checkpoint, val_images, val_labels
     from ..checkpoint import save_checkpoint
     from ..errors import ConfigError
     from ..export import ExportOptions, export_onnx
@@ -66,10 +68,22 @@ def run(args: argparse.Namespace) -> int:
     for line in result.report.not_checked():
         console.print(f"[yellow]not checked: {line}[/]")
     console.print(f"onnx: {onnx_path}   report: {report}   verification: {result.report.status}")
-    console.rule("3/3 predict on the bundled sample image")
+    console.rule("3/4 predict on the bundled images")
     save_dir = out / "predict"
-    rc = cli_main(["predict", str(onnx_path), str(sample_image()), "--save-dir", str(save_dir), "--save-json",
+    images = [str(sample_image())] + ([str(val_images())] if args.variant is None else [])
+    rc = cli_main(["predict", str(onnx_path), *images, "--save-dir", str(save_dir), "--save-json", "-q",
                    "--conf-thres", str(args.conf_thres)])
+    metrics = out / "val.json"
+    if rc == 0 and args.variant is None:
+        console.rule("4/4 val on the 20 labelled images")
+        try:
+            import pycocotools  # noqa: F401
+        except ImportError:
+            console.print("[yellow]val skipped: needs pycocotools (pip install 'yolor-deploy[eval]')[/]")
+        else:
+            rc = cli_main(["val", str(onnx_path), "--images", str(val_images()), "--labels", str(val_labels()),
+                           "--json", str(metrics)])
     console.rule("done")
-    console.print(f"checkpoint  {ckpt}\nonnx        {onnx_path}\nreport      {report}\npredictions {save_dir}")
+    console.print(f"checkpoint  {ckpt}\nonnx        {onnx_path}\nreport      {report}\npredictions {save_dir}"
+                  + (f"\nmAP         {metrics}" if metrics.exists() else ""), soft_wrap=True)
     return rc
