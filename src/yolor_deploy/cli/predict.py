@@ -160,7 +160,10 @@ def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer
     table.add_column("item")
     table.add_column("value", justify="right")
     table.add_row("backend", escape(det.backend.name))
-    table.add_row("input", f"{det.imgsz[0]}x{det.imgsz[1]}{f' (pad to x{det.pad_multiple})' if det.auto else ''}")
+    shape = det.last_input_shape
+    used = f"{shape[2]}x{shape[3]}" if shape is not None else f"{det.imgsz[0]}x{det.imgsz[1]}"
+    how = f" (long side {max(det.imgsz)}, padded to x{det.pad_multiple})" if det.auto else ""
+    table.add_row("input (last batch)" if det.auto else "input", used + how)
     table.add_row("images / frames", str(n_done))
     if skipped:
         table.add_row("skipped", str(len(skipped)))
