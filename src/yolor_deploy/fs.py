@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,27 +36,32 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+# `.STEM.PID.tmp[.suffix]` (atomic_path) and `.STEM.PID.XXXXXXXX.ir.tmp` folders (an IR being written)
+_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(tmp(\.[^.]*)?|[^.]+\.ir\.tmp)$")
+_cleaned: set[str] = set()  # folders already swept by this process
+
+
 def remove_stale_temps(path: Path) -> None:
-    """Remove the temporary siblings (`.STEM.PID.tmp*`) that killed writers of `path` left behind."""
-    prefix = f".{path.stem}."
+    """Remove the temporaries that killed writers (dead PIDs) left in `path`'s folder. One scan per folder
+    per process: writing 10,000 results into a folder must not list it 10,000 times."""
+    folder = os.path.abspath(path.parent)
+    if folder in _cleaned:
+        return
+    _cleaned.add(folder)
     try:
-        siblings = list(path.parent.glob(f".{glob_escape(path.stem)}.*.tmp*"))
+        names = [e for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
     except OSError:
         return
-    for old in siblings:
-        pid = old.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                if old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink()
+    for entry in names:
+        m = _TEMP.match(entry.name)
+        if not m or int(m["pid"]) == os.getpid() or pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
-
-def glob_escape(s: str) -> str:
-    import glob
-
-    return glob.escape(s)
 
 
 @contextlib.contextmanager
