@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import pickle
 import zipfile
 
@@ -115,3 +116,26 @@ def test_create_model_seeded_is_reproducible():
     a = create_model("yolor-ssss-s2d", nc=2, seed=3)
     b = create_model("yolor-ssss-s2d", nc=2, seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_wrong_or_missing_cfg_is_one_short_line_with_the_fitting_cfg(tmp_path):
+    """A main-branch state_dict with a wrong --cfg: counts and the first mismatch only, and the .cfg beside the
+    checkpoint that fits; without --cfg the error names the flag."""
+    import shutil
+
+    for name in ("main-csp-tiny.pt", "main-csp-tiny.cfg", "main-csp-tiny-nc3.cfg", "main-p6-tiny.cfg"):
+        shutil.copy(fixture_path(name), tmp_path / name)
+    ck = tmp_path / "main-csp-tiny.pt"
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(ck, cfg=tmp_path / "main-p6-tiny.cfg")
+    msg = str(e.value)
+    assert "\n" not in msg and len(msg.replace(str(tmp_path), "")) < 400, msg
+    assert re.search(r"\d+ of the model's \d+ tensors missing \(first: module_list\.\d+\.\S+\), \d+ unexpected "
+                     r"\(first: \S+\), \d+ with another shape \(first: \S+ is \([\d, ]+\) in the checkpoint, "
+                     r"\([\d, ]+\) in the model\); these fit: \S+main-csp-tiny\.cfg$", msg), msg
+    with pytest.raises(CheckpointError, match=r"main-csp-tiny.pt: a main-branch \(darknet\) state_dict needs its "
+                                              r"config: pass --cfg .*; its shapes fit: \S+main-csp-tiny\.cfg$"):
+        load_checkpoint(ck)
+    (tmp_path / "main-csp-tiny.cfg").unlink()
+    with pytest.raises(CheckpointError, match=r"none of the registered variants \(yolor_p6, .*\) fits$"):
+        load_checkpoint(ck, cfg="yolor_csp")

@@ -217,7 +217,7 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
         (["export", ck, "-o", str(a_file / "x.onnx")], "cannot create output folder"),
         (["export", ck, "-o", str(tmp_path)], "output path is a directory"),
         (["export", ck, "--opset", "7", "-o", str(tmp_path / "y.onnx")], "opset 7 is not supported"),
-        (["export", str(fixture_path("main-csp-tiny.pt")), "-o", str(tmp_path / "z.onnx")], "needs cfg"),
+        (["export", str(fixture_path("main-csp-tiny.pt")), "-o", str(tmp_path / "z.onnx")], "needs its config: pass --cfg"),
         (["export", str(fixture_path("main-csp-tiny.pt")), "--cfg", "yolor_p6", "-o", str(tmp_path / "w.onnx")],
          "weights do not fit cfg yolor_p6"),
     ]

@@ -74,18 +74,30 @@ def _infer_nc(sd: dict, na: int = 3) -> int | None:
     return fits[-1] if fits else None
 
 
-def suggest_main_variants(sd: dict) -> list[str]:
-    """Registered main-branch variants whose state_dict keys and shapes fit `sd` exactly."""
+MAX_NEARBY_CFGS = 20  # .cfg files beside a checkpoint tried as suggestions (each is size-checked by the parser)
+
+
+def suggest_main_variants(sd: dict, near: Path | None = None) -> list[str]:
+    """Configs whose state_dict keys and shapes fit `sd` exactly: registered main-branch variants, then
+    darknet `.cfg` files in the checkpoint's folder `near` (upstream keeps `cfg/` beside `weights/`)."""
     nc = _infer_nc(sd)
+    tries: list[tuple[str, str | Path, int | None]] = [(f"{name} (nc={nc})", name, nc)
+                                                        for name in list_variants("main")]
+    if near is not None:
+        try:
+            nearby = sorted(near.glob("*.cfg"))[:MAX_NEARBY_CFGS]
+        except OSError:
+            nearby = []
+        tries += [(str(f), f, None) for f in nearby if f.is_file()]
     fits = []
-    for name in list_variants("main"):
+    for label, cfg, want_nc in tries:
         try:
             with torch.device("meta"):
-                m = build_model(parse_config(name, nc=nc))
+                m = build_model(parse_config(cfg, nc=want_nc))
         except Exception:  # noqa: BLE001 - a suggestion must never mask the real error
             continue
         if not state_differences(m, sd):
-            fits.append(f"{name} (nc={nc})")
+            fits.append(label)
     return fits
 
 
@@ -94,16 +106,18 @@ def _load_main(sd: dict, path: Path, cfg) -> YOLORModel:
     if not sd:
         raise CheckpointError(f"{path}: the state_dict holds no tensors")
     if cfg is None:
-        fits = suggest_main_variants(sd)
+        fits = suggest_main_variants(sd, path.parent)
         hint = f"; its shapes fit: {', '.join(fits)}" if fits else ""
-        raise CheckpointError(f"{path}: a main-branch (darknet) state_dict needs cfg (a variant name or .cfg "
-                              f"path){hint}")
+        raise CheckpointError(f"{path}: a main-branch (darknet) state_dict needs its config: pass --cfg "
+                              f"(cfg= in Python) with a variant name or a .cfg path{hint}")
     spec = parse_config(cfg, nc=_infer_nc(sd) if str(cfg) in VARIANTS else None)
     model = build_model(spec, names=default_names(spec.nc))
 
     def hint() -> str:
-        fits = suggest_main_variants(sd)
-        return f"; try cfg={fits[0].split()[0]}" if fits else ""
+        fits = suggest_main_variants(sd, path.parent)
+        if fits:
+            return f"; these fit: {', '.join(fits[:3])}"
+        return f"; none of the registered variants ({', '.join(list_variants('main'))}) fits"
 
     load_strict(model, sd, str(path), what=f"cfg {cfg}", hint=hint)
     model.variant = str(cfg)

@@ -112,18 +112,20 @@ def to_fp32(sd: dict) -> OrderedDict[str, torch.Tensor]:
     return out
 
 
-def state_differences(model: torch.nn.Module, sd: dict, limit: int = 6) -> list[str]:
-    """Human-readable differences between a model's state_dict and `sd` (keys and shapes)."""
+def state_differences(model: torch.nn.Module, sd: dict, limit: int = 1) -> list[str]:
+    """Human-readable differences between a model's state_dict and `sd`: per kind (missing, unexpected,
+    shape) the count and the first `limit` tensors, so one error line stays short on a large model."""
     ours = model.state_dict()
     missing = [k for k in ours if k not in sd]
     unexpected = [clip(k, 200) for k in sd if k not in ours]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(ours[k].shape)}"
+    shapes = [f"{k} is {tuple(sd[k].shape)} in the checkpoint, {tuple(ours[k].shape)} in the model"
               for k in ours if k in sd and tuple(sd[k].shape) != tuple(ours[k].shape)]
     diffs = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+    for label, items in ((f"of the model's {len(ours)} tensors missing", missing),
+                         ("unexpected", unexpected), ("with another shape", shapes)):
         if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            diffs.append(f"{len(items)} {label}: " + "; ".join(items[:limit]) + more)
+            first = "first" if len(items) > limit else "only"
+            diffs.append(f"{len(items)} {label} ({first}: " + "; ".join(items[:limit]) + ")")
     return diffs
 
 
@@ -136,5 +138,5 @@ def load_strict(model: torch.nn.Module, sd: dict, where: str, what: str = "the a
             raise CheckpointError(f"{where}: state_dict entry {clip(k)} is {clip(v)}, not a named tensor")
     diffs = state_differences(model, sd)
     if diffs:
-        raise CheckpointError(f"{where}: weights do not fit {what}: " + " | ".join(diffs) + (hint() if hint else ""))
+        raise CheckpointError(f"{where}: weights do not fit {what}: " + ", ".join(diffs) + (hint() if hint else ""))
     model.load_state_dict(sd, strict=True)
