@@ -22,6 +22,7 @@ from ..nn.model import YOLORModel
 from ..nn.registry import VARIANTS, build_model, default_names, list_variants, parse_config
 from .archive import one_line
 from .state import load_strict, stand_in_modules, stand_in_state_dict, state_differences, to_fp32
+from .train_size import training_size, valid_size
 from .unpickler import StandIn, clip, safe_torch_load
 
 OUR_FORMAT = "yolor-deploy"
@@ -152,6 +153,10 @@ def _load_ours(ckpt: dict, path: Path) -> YOLORModel:
         if name in bn_eps:
             m.eps = _bn_eps(bn_eps[name], name)
     model.variant = variant
+    recorded = ckpt.get("imgsz")
+    if recorded is not None and valid_size(recorded) is None:
+        raise CheckpointError(f"{path}: 'imgsz' is {clip(recorded)}, not a size")
+    model.train_imgsz = valid_size(recorded)
     return model
 
 
@@ -184,6 +189,9 @@ def load_checkpoint(path: str | Path, cfg: str | Path | None = None) -> YOLORMod
         model = _from_object(ckpt, path, cfg)
         model.source = str(path)
         model.source_sha256 = file_sha256(path)
+        found = training_size(path, model.train_imgsz)
+        if found is not None:
+            model.train_imgsz, model.train_imgsz_source = found
         for p in model.parameters():
             p.requires_grad_(False)
         return model.float().eval()

@@ -67,3 +67,48 @@ def warnings_to_stderr() -> Iterator[None]:
         warnings.simplefilter("default")
         warnings.showwarning = show
         yield
+
+
+@contextlib.contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner with `what` on stderr while a step that can take seconds runs (a terminal only: pipes
+    and logs stay clean)."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(what):
+        yield
+
+
+def progress_bar(label: str, unit: str = "images"):
+    """A rich progress bar on stderr (a terminal only) with done/total, rate and time left; use as
+    `with progress_bar("val") as bar: task = bar.add_task(label, total=N); bar.advance(task, n)`."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    err = Console(stderr=True)
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                    RateColumn(unit), TimeRemainingColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
+
+
+def RateColumn(unit: str):  # noqa: N802 - reads like the rich columns it sits beside
+    """A rich column showing the task's speed as `12.3 images/s`."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class _Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s", style="cyan")
+
+    return _Rate()

@@ -72,25 +72,29 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..fs import write_json
     from ..runtime import Detector, read_image
-    from ._common import warnings_to_stderr
+    from ._common import progress_bar, warnings_to_stderr, working
 
     if args.runs < 1 or args.batch < 1 or args.warmup < 0:
         raise InputError("--runs and --batch must be >= 1, --warmup >= 0")
     with warnings_to_stderr():
         image = read_image(args.image) if args.image else synthetic_image()
         runs = [(m, b) for m in args.model for b in _backends(args.backend)]
-        detectors = [Detector(m, providers=args.providers, conf_thres=args.conf_thres, imgsz=args.imgsz,
-                              batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=b)
-                     for m, b in runs]
+        with working(f"loading {len(runs)} model{'s' * (len(runs) > 1)} ..."):
+            detectors = [Detector(m, providers=args.providers, conf_thres=args.conf_thres, imgsz=args.imgsz,
+                                  batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=b)
+                         for m, b in runs]
         samples = {i: {s: [] for s in STAGES} for i in range(len(detectors))}
-        for r in range(args.warmup + args.runs):
-            for i, det in enumerate(detectors):  # interleaved: drift and load hit every model alike
-                det([image] * det.batch_size)
-                if r >= args.warmup:
-                    t = det.last
-                    for s, v in (("pre", t.pre), ("infer", t.infer), ("post", t.post)):
-                        samples[i][s].append(v)
-                    samples[i]["total"].append(t.pre + t.infer + t.post)
+        with progress_bar("bench", unit="runs") as bar:
+            task = bar.add_task("bench", total=(args.warmup + args.runs) * len(detectors))
+            for r in range(args.warmup + args.runs):
+                for i, det in enumerate(detectors):  # interleaved: drift and load hit every model alike
+                    det([image] * det.batch_size)
+                    bar.advance(task)
+                    if r >= args.warmup:
+                        t = det.last
+                        for s, v in (("pre", t.pre), ("infer", t.infer), ("post", t.post)):
+                            samples[i][s].append(v)
+                        samples[i]["total"].append(t.pre + t.infer + t.post)
     report = _report(args, image, [m for m, _ in runs], detectors, samples)
     _print(Console(), report)
     if args.json:

@@ -26,8 +26,9 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", help="export size, N or H W (default 640); "
-                                                                     "rounded up to a multiple of the largest stride")
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N",
+                   help="export size, N or H W (default: the training size where the checkpoint or its opt.yaml "
+                        "records it, else 640); rounded up to a multiple of the largest stride")
     p.add_argument("--batch", type=int, default=1, help="batch size of a static export (default 1)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 11..20 (default 17)")
@@ -74,13 +75,20 @@ def run(args: argparse.Namespace) -> int:
 
     console = wide_console()
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    requested = imgsz_arg(args.imgsz)
     with console.status(f"loading {args.checkpoint} ..."):
         if args.checkpoint in VARIANTS and not Path(args.checkpoint).exists():
             console.print(f"[yellow]{args.checkpoint}: registered variant, seeded random weights (no download)[/]")
             model = create_model(args.checkpoint, seed=0)
         else:
             model = load_checkpoint(args.checkpoint, cfg=args.cfg)
+    requested = imgsz_arg(args.imgsz)
+    if args.imgsz is None:
+        if model.train_imgsz:
+            requested = model.train_imgsz
+            console.print(f"size {requested[0]}x{requested[1]}: the training size ({model.train_imgsz_source}); "
+                          f"--imgsz changes it")
+        else:
+            console.print("size 640x640: the checkpoint does not record its training size; --imgsz changes it")
     imgsz, notes = round_imgsz(requested, max(model.strides))
     for n in notes:
         console.print(f"[yellow]note: {n}[/]")

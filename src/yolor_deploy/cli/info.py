@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_model_arguments, imgsz_arg, wide_console
+from ._common import add_model_arguments, imgsz_arg, wide_console, working
 
 HELP = "describe a checkpoint (classes, strides, anchors, parameters, GFLOPs) or an exported .onnx/.xml model"
 DESCRIPTION = """\
@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         from ..checkpoint import load_checkpoint
 
-        model = load_checkpoint(args.checkpoint, cfg=args.cfg)
-    info = describe(model, imgsz_arg(args.imgsz))
+        with working(f"loading {args.checkpoint} ..."):
+            model = load_checkpoint(args.checkpoint, cfg=args.cfg)
+    with working("counting GFLOPs ..."):
+        info = describe(model, imgsz_arg(args.imgsz))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

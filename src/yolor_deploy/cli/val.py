@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval import evaluate
     from ..fs import write_json
     from ..runtime import Detector
-    from ._common import warnings_to_stderr
+    from ._common import progress_bar, warnings_to_stderr, working
 
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
@@ -52,11 +52,18 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and out.is_dir():
             raise InputError(f"{out}: is a folder; give a file name for the JSON output")
     with warnings_to_stderr():
-        det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
-                       iou_thres=args.iou_thres, max_det=args.max_det, imgsz=args.imgsz,
-                       batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
+        with working(f"loading {args.model} ..."):
+            det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
+                           iou_thres=args.iou_thres, max_det=args.max_det, imgsz=args.imgsz,
+                           batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
         preds: list[dict] | None = [] if args.save_pred else None
-        metrics = evaluate(det, args.images, args.labels, results_out=preds)
+        with progress_bar("val") as bar:
+            task = bar.add_task("val", total=None)
+
+            def advance(n: int, total: int) -> None:
+                bar.update(task, advance=n, total=total)
+
+            metrics = evaluate(det, args.images, args.labels, progress=advance, results_out=preds)
     _print_report(det, metrics, args.verbose)
     for path, doc in ((args.json, metrics.to_dict()), (args.save_pred, preds)):
         if path is not None:

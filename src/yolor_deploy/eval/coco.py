@@ -224,11 +224,11 @@ def _mean_defined(p: np.ndarray) -> float:
 
 # --- front door -------------------------------------------------------------------------------
 def evaluate(detector, images: str | Path, labels: str | Path,
-             progress: Callable[[int], None] | None = None,
+             progress: Callable[[int, int], None] | None = None,
              results_out: list[dict] | None = None) -> CocoMetrics:
     """COCO mAP of `detector` (a `runtime.Detector`, thresholds as it was built) on `images` with
-    YOLO `labels`. Images are read and run `detector.batch_size` at a time; `progress(n)` is called
-    after each batch; the COCO results are appended to `results_out` when given.
+    YOLO `labels`. Images are read and run `detector.batch_size` at a time; `progress(n, total)` is
+    called after each batch of `n` images; the COCO results are appended to `results_out` when given.
 
     InputError: see `find_labeled_images`; an unreadable image; no object in any label file.
     """
@@ -245,7 +245,7 @@ def evaluate(detector, images: str | Path, labels: str | Path,
         shapes += [a.shape[:2] for a in arrays]
         dets += detector(arrays)
         if progress:
-            progress(len(arrays))
+            progress(len(arrays), len(items))
     gt = coco_ground_truth(items, shapes, names)
     results = coco_results(dets, [im["id"] for im in gt["images"]], names)
     if results_out is not None:

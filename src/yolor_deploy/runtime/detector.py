@@ -28,6 +28,7 @@ from .validate import check_model_io, check_nms_outputs, check_raw_output
 
 ImageLike = np.ndarray | str | Path
 TORCH_SUFFIXES = (".pt", ".pth")
+DEFAULT_IMGSZ = (640, 640)  # for a dynamic model that records no size (upstream detect.py's default)
 AUTO_PAD_MULTIPLE = 64  # upstream detect.py: LoadImages(..., auto_size=64)
 
 
@@ -155,7 +156,10 @@ class Detector:
                               f"imgsz {'x'.join(map(str, _hw(imgsz)))} ignored", stacklevel=3)
             self.imgsz, self.auto = (h, w), False
         else:
-            size = _hw(imgsz) if imgsz is not None else (self.metadata.imgsz or (640, 640))
+            size = _hw(imgsz) if imgsz is not None else (self.metadata.imgsz or DEFAULT_IMGSZ)
+            if imgsz is None and not self.metadata.imgsz:
+                warnings.warn(f"{self.backend.path}: the model does not record its training size; running at "
+                              f"{DEFAULT_IMGSZ[0]} (set --imgsz, imgsz= in Python)", stacklevel=3)
             fixed, note = round_to_stride(size, self.metadata.max_stride)
             if note:
                 warnings.warn(note, stacklevel=3)

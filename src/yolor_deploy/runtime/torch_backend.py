@@ -68,7 +68,7 @@ class TorchBackend:
         return ModelMetadata(
             names=tuple(str(n) for n in names),
             stride=tuple(int(s) for s in strides) if strides else DEFAULT_STRIDES,
-            imgsz=None,
+            imgsz=_size(getattr(m, "train_imgsz", None)),
             dynamic=True,
             batch=None,
             nms=NmsSettings(mode="none"),
@@ -84,3 +84,10 @@ class TorchBackend:
         if isinstance(y, (tuple, list)):  # upstream-style (pred, raw)
             y = y[0]
         return [y.float().cpu().numpy()]
+
+
+def _size(value) -> tuple[int, int] | None:
+    """A model's recorded training size as (H, W), or None."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return (int(value[0]), int(value[1]))
+    return None
