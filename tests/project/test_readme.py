@@ -45,3 +45,22 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     expected = re.search(r"print\(result\)\s+# (.+)", code)[1]
     assert printed == expected
     assert (tmp_path / "shapes.onnx").is_file() and (tmp_path / "shapes-annotated.jpg").stat().st_size > 10_000
+
+
+def test_readme_numbers_block_is_the_scripts_output(tmp_path):
+    """The measured table sits between the markers the script rewrites, headed by the CPU line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_numbers", REPO / "scripts" / "readme_numbers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = (REPO / "README.md").read_text()
+    block = text.split(mod.BEGIN, 1)[1].split(mod.END, 1)[0]
+    assert block.lstrip().startswith("Measured by `python scripts/readme_numbers.py` on ") and " ISA " in block
+    rows = [ln for ln in block.splitlines() if ln.startswith("| trained shapes model")]
+    assert len(rows) == 5 and all(float(r.split("|")[2].split("/")[0]) > 0.9 for r in rows), rows
+    fake = tmp_path / "README.md"
+    fake.write_text(f"head\n{mod.BEGIN}\nold\n{mod.END}\ntail\n")
+    mod.write_readme(mod.table([("a", "1")]), fake)
+    new = fake.read_text()
+    assert new.startswith("head\n" + mod.BEGIN + "\nMeasured by") and "| a | 1 |\n" + mod.END + "\ntail\n" in new
