@@ -22,7 +22,8 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--imgsz", type=int, nargs="+", metavar="N", help="size for GFLOPs, N or H W (default 640)")
+    p.add_argument("--imgsz", type=int, nargs="+", metavar="N",
+                   help="size for GFLOPs, N or H W (default: the training size when recorded, else 640)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -34,6 +35,8 @@ def describe(model, imgsz: tuple[int, int]) -> dict:
         "sha256": model.source_sha256 or None, "nc": model.nc, "names": list(model.names),
         "strides": list(model.strides), "anchors": model.anchors_px().tolist(),
         "parameters": model.num_params(), "imgsz": list(imgsz), "gflops": round(count_gflops(model, imgsz), 2),
+        "train_imgsz": list(model.train_imgsz) if model.train_imgsz else None,
+        "train_imgsz_source": model.train_imgsz_source or None,
     }
 
 
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         with working(f"loading {args.checkpoint} ..."):
             model = load_checkpoint(args.checkpoint, cfg=args.cfg)
     with working("counting GFLOPs ..."):
-        info = describe(model, imgsz_arg(args.imgsz))
+        size = imgsz_arg(args.imgsz) if args.imgsz or not model.train_imgsz else model.train_imgsz
+        info = describe(model, size)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -66,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         ("anchors (px)", "\n".join(f"P{s}: " + " ".join(f"{w:g}x{h:g}" for w, h in a)
                                    for s, a in zip(info["strides"], info["anchors"]))),
         ("parameters", f"{info['parameters']:,}"),
+        ("training size", f"{info['train_imgsz'][0]}x{info['train_imgsz'][1]} ({info['train_imgsz_source']})"
+         if info["train_imgsz"] else "not recorded (no imgsz in the checkpoint, no opt.yaml beside it)"),
         (f"GFLOPs @{info['imgsz'][0]}x{info['imgsz'][1]}", f"{info['gflops']:.1f}"),
         ("sha256", info["sha256"] or "-")])
     return 0
