@@ -79,7 +79,7 @@ def test_console_script_exit_code(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "noise.pt" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", ["demo", "info", "export", "diff", "predict", "bench", "val", "quantize"])
+@pytest.mark.parametrize("cmd", ["demo", "info", "export", "diff", "predict", "bench", "val", "quantize", "serve"])
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])

@@ -1,0 +1,97 @@
+"""`yolor-deploy serve`: an HTTP detection service over a model (the `serve` extra)."""
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_backend_arguments, add_inference_size_argument
+
+HELP = "serve a model over HTTP: detect, health/ready probes, Prometheus metrics, dynamic batching"
+DESCRIPTION = """\
+Serve a model (.onnx, OpenVINO .xml or .pt checkpoint, run as `predict` runs it) over HTTP with
+FastAPI + uvicorn (pip install "yolor-deploy[serve]"). Concurrent requests are gathered into one
+model call (up to --max-batch images, waiting at most --max-wait-ms) when the model takes a dynamic
+batch; results equal `predict`'s. Stops gracefully on SIGTERM/SIGINT (requests in flight finish).
+
+endpoints:
+  GET  /health      alive                      GET /ready    model loaded and warmed up (else 503)
+  GET  /v1/model    classes, size, precision, NMS, source hash, version, batching
+  POST /v1/detect   multipart field `image` (repeat for several); query conf, iou, max_det, classes
+  GET  /metrics     Prometheus                 GET /docs     OpenAPI docs
+
+examples:
+  yolor-deploy serve shapes-dynamic.onnx --port 8000 --max-batch 8
+  curl -F image=@shapes.jpg 'http://127.0.0.1:8000/v1/detect?conf=0.4&classes=0,2'
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model: .onnx (export with --dynamic to batch requests), .xml IR or .pt")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-batch", type=int, default=8, help="images per model call at most (default 8; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long the oldest waiting request waits for others to join its batch (default 5)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests waiting at most; beyond, 503 with Retry-After (default 64)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="model calls running at once, each in its own thread (default 1)")
+    p.add_argument("--timeout-s", type=float, default=30.0, help="per-request limit; beyond, 504 (default 30)")
+    p.add_argument("--max-body-mb", type=float, default=32.0, help="request body cap in MiB; beyond, 413 (default 32)")
+    p.add_argument("--max-images", type=int, default=16, help="images per request at most; beyond, 413 (default 16)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="decoded pixels per image at most, checked from the header before decoding; beyond, 413 "
+                        "(default 268435456 = 16384x16384; also $YOLOR_MAX_IMAGE_PIXELS)")
+    p.add_argument("--conf-thres", type=float, default=0.25, help="default score threshold (a request's conf wins)")
+    p.add_argument("--iou-thres", type=float, default=0.45, help="default NMS IoU threshold (a request's iou wins)")
+    p.add_argument("--max-det", type=int, default=300, help="default detections per image at most")
+    add_inference_size_argument(p)
+    add_backend_arguments(p)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """One line naming the first option out of range."""
+    from ..errors import InputError
+    from ..serve.inputs import MAX_DET_LIMIT
+
+    checks = {
+        "--port": (args.port, 0 <= args.port <= 65535, "0..65535"),
+        "--max-batch": (args.max_batch, 1 <= args.max_batch <= 1024, "1..1024"),
+        "--max-wait-ms": (args.max_wait_ms, 0 <= args.max_wait_ms <= 60_000, "0..60000"),
+        "--max-queue": (args.max_queue, args.max_queue >= 1, "at least 1"),
+        "--workers": (args.workers, 1 <= args.workers <= 64, "1..64"),
+        "--timeout-s": (args.timeout_s, 0 < args.timeout_s <= 3600, "above 0, at most 3600"),
+        "--max-body-mb": (args.max_body_mb, 0.001 <= args.max_body_mb <= 4096, "0.001..4096"),
+        "--max-images": (args.max_images, args.max_images >= 1, "at least 1"),
+        "--max-pixels": (args.max_pixels, args.max_pixels is None or args.max_pixels >= 1, "at least 1"),
+        "--conf-thres": (args.conf_thres, 0 <= args.conf_thres <= 1, "0..1"),
+        "--iou-thres": (args.iou_thres, 0 <= args.iou_thres <= 1, "0..1"),
+        "--max-det": (args.max_det, 1 <= args.max_det <= MAX_DET_LIMIT, f"1..{MAX_DET_LIMIT}"),
+    }
+    for name, (value, ok, expected) in checks.items():
+        if not ok:
+            raise InputError(f"{name} {value}: out of range (expected {expected})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+
+    try:
+        from ..serve.batcher import BatchSettings
+        from ..serve.inputs import DetectParams
+        from ..serve.run import ModelOptions, serve
+        from ..serve.settings import MIB, ServeSettings
+    except ModuleNotFoundError as e:
+        raise InputError(f'serve needs the serve extra (missing {e.name}): pip install "yolor-deploy[serve]"') \
+            from None
+    from ..runtime.image_header import max_pixels
+
+    _check_numbers(args)
+    batching = BatchSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                             workers=args.workers)
+    settings = ServeSettings(max_body_bytes=max(int(args.max_body_mb * MIB), 1024),
+                             max_pixels=args.max_pixels or max_pixels(), max_images=args.max_images,
+                             timeout_s=args.timeout_s,
+                             defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
+    options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
+                           imgsz=args.imgsz)
+    return serve(args.model, args.host, args.port, batching, settings, options)

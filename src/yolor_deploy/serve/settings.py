@@ -1,0 +1,30 @@
+"""Limits and defaults of the HTTP app (`create_app`), whatever engine runs the model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..runtime.image_header import max_pixels
+from .inputs import DetectParams
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`max_body_bytes`: request body cap (413, checked from Content-Length and while streaming);
+    `max_pixels`: decoded pixels per image (413); `max_images`: images per request (413);
+    `timeout_s`: per-request limit from arrival to answer (504); `defaults`: NMS settings a request
+    does not give (predict's defaults)."""
+
+    max_body_bytes: int = 32 * MIB
+    max_pixels: int = field(default_factory=max_pixels)
+    max_images: int = 16
+    timeout_s: float = 30.0
+    defaults: DetectParams = field(default_factory=DetectParams)
+
+    def __post_init__(self) -> None:
+        checks = {"max_body_bytes": self.max_body_bytes >= 1024, "max_pixels": self.max_pixels >= 1,
+                  "max_images": self.max_images >= 1, "timeout_s": 0 < self.timeout_s <= 3600}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{bad[0]} {getattr(self, bad[0])} is out of range")

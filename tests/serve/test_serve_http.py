@@ -1,0 +1,194 @@
+"""A real `yolor-deploy serve` process on the trained model (dynamic batch): results equal `predict`'s, bad input
+is refused with the right status and one line, the server keeps answering, and /metrics counts it all."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from helpers.serve_server import IMGSZ, Server, metric, metrics, trained_onnx
+from yolor_deploy.assets import sample_image, trained_checkpoint, val_images
+from yolor_deploy.cli.main import main
+from yolor_deploy.runtime import Detector
+
+MAX_BODY_MB = 0.25  # 262,144 bytes: the test images are 5-70 kB
+MAX_PIXELS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server(trained_onnx(), "--max-batch", "8", "--max-wait-ms", "30", "--max-body-mb", str(MAX_BODY_MB),
+               "--max-pixels", str(MAX_PIXELS), "--max-images", "4")
+    yield s
+    assert s.stop() == 0, s.stderr
+
+
+def images() -> list[Path]:
+    return sorted(val_images().glob("*.jpg"))[:12] + [sample_image()]
+
+
+def post(url: str, paths: list[Path] | Path, params: dict | None = None, timeout: float = 60) -> httpx.Response:
+    paths = paths if isinstance(paths, list) else [paths]
+    files = [("image", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+    return httpx.post(f"{url}/v1/detect", files=files, params=params, timeout=timeout)
+
+
+def assert_same(body: dict, expected, image_shape) -> None:
+    """A response's detections against a Detector's (predict's) result on the same image."""
+    assert (body["height"], body["width"]) == image_shape[:2] == expected.image_shape
+    dets = body["detections"]
+    assert [d["class_id"] for d in dets] == expected.classes.tolist()
+    assert [d["class_name"] for d in dets] == expected.class_names
+    if dets:
+        np.testing.assert_allclose(np.array([d["box"] for d in dets], np.float32), expected.xyxy, atol=1e-3)
+        np.testing.assert_allclose(np.array([d["score"] for d in dets], np.float32), expected.scores, atol=1e-5)
+
+
+def test_probes_and_model_info(server):
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/ready").json() == {"ready": True}
+    info = httpx.get(f"{server.url}/v1/model").json()
+    assert info["names"] == ["circle", "square", "triangle"] and info["input_size"] == [IMGSZ, IMGSZ]
+    assert info["precision"] == "fp32" and info["nms"] == {"mode": "none", "conf_thres": 0.25, "iou_thres": 0.45,
+                                                          "max_det": 300}
+    assert len(info["source_sha256"]) == 64 and info["model_version"] and info["server_version"]
+    assert info["batching"]["max_batch"] == 8 and info["limits"]["max_pixels"] == MAX_PIXELS
+    assert "/v1/detect" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    started = [line for line in server.lines if line.startswith("serving ")]
+    assert len(started) == 1 and "batching up to 8 images per model call" in started[0], server.stderr
+
+
+def test_concurrent_requests_are_batched_and_equal_predict(server):
+    det = Detector(trained_onnx())  # what `predict MODEL` runs: batch 1, the same defaults
+    paths = images()
+    before = metrics(server.url)
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda p: post(server.url, p), paths))
+    after = metrics(server.url)
+    assert [r.status_code for r in responses] == [200] * len(paths)
+    bodies = [r.json() for r in responses]
+    for p, body in zip(paths, bodies):
+        im = cv2.imread(str(p))
+        assert_same(body, det(im)[0], im.shape)
+    assert sum(len(b["detections"]) for b in bodies) > 30
+    assert max(b["batch"] for b in bodies) > 1  # requests shared model calls
+    calls = metric(after, "yolor_serve_batch_size_count") - metric(before, "yolor_serve_batch_size_count")
+    images_run = metric(after, "yolor_serve_batch_size_sum") - metric(before, "yolor_serve_batch_size_sum")
+    assert images_run == len(paths) and calls < len(paths)
+    assert set(bodies[0]["time_ms"]) == {"decode", "queue", "pre", "infer", "post", "total"}
+
+
+def test_several_images_in_one_request_and_predicts_json(server, tmp_path):
+    paths = [sample_image(), *images()[:2]]
+    r = post(server.url, paths)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    det = Detector(trained_onnx())
+    for p, body in zip(paths, results):
+        im = cv2.imread(str(p))
+        assert_same(body, det(im)[0], im.shape)
+    # and against `yolor-deploy predict --save-json` itself (COCO xywh, rounded to 3 decimals)
+    assert main(["predict", str(trained_onnx()), str(sample_image()), "--save-json", "--no-save-img", "-q",
+                 "--save-dir", str(tmp_path)]) == 0
+    coco = json.loads((tmp_path / "predictions.json").read_text())
+    served = [(d["class_id"], [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]])
+              for d in results[0]["detections"]]
+    assert len(coco) == len(served) > 5
+    for c, (cls, box) in zip(coco, served):
+        assert c["category_id"] == cls and np.allclose(c["bbox"], box, atol=2e-3)
+
+
+def test_per_request_settings_in_one_batch_each_equal_their_own_predict(server):
+    settings = [{"conf": "0.6"}, {"classes": "0,2"}, {"max_det": "3", "iou": "0.3"}, {}, {"conf": "0.05"}]
+    with ThreadPoolExecutor(len(settings)) as pool:
+        responses = list(pool.map(lambda q: post(server.url, sample_image(), q), settings))
+    im = cv2.imread(str(sample_image()))
+    counts = set()
+    for q, r in zip(settings, responses):
+        assert r.status_code == 200, r.text
+        det = Detector(trained_onnx(), conf_thres=float(q.get("conf", 0.25)), iou_thres=float(q.get("iou", 0.45)),
+                       max_det=int(q.get("max_det", 300)),
+                       classes=[int(c) for c in q["classes"].split(",")] if "classes" in q else None)
+        assert_same(r.json(), det(im)[0], im.shape)
+        counts.add(len(r.json()["detections"]))
+    assert len(counts) >= 4  # the settings really changed the answers
+
+
+def _png(h: int, w: int) -> bytes:
+    return cv2.imencode(".png", np.zeros((h, w, 3), np.uint8))[1].tobytes()
+
+
+def _chunked_upload(total: int):
+    """A multipart body streamed without Content-Length (chunked transfer encoding)."""
+    boundary = "b0undary"
+    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n"
+           f"Content-Type: image/png\r\n\r\n").encode()
+    for _ in range(total // 65536):
+        yield b"\0" * 65536
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_bad_input_is_refused_and_counted_and_the_server_keeps_answering(server):
+    url = server.url
+    before = metrics(url)
+    crafted = _png(8, 8)[:16] + (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big") + _png(8, 8)[24:]
+    cases = [  # (what is sent, status, kind, error message start)
+        (dict(files=[("image", ("a.txt", b"plain text, no image", "text/plain"))]), 400, "bad_image",
+         "image: cannot decode image"),
+        (dict(files=[("image", ("x.png", crafted, "image/png"))]), 413, "too_many_pixels",
+         "image: 30000x30000 pixels exceeds the limit of 1,000,000"),
+        (dict(files=[("image", ("y.png", _png(1000, 1001), "image/png"))]), 413, "too_many_pixels",
+         "image: 1001x1000 pixels exceeds"),
+        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"conf": "x"}), 400,
+         "bad_request", "conf: 'x' is not a number"),
+        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"classes": "7"}),
+         400, "bad_request", "classes: 7 is out of range"),
+        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"confidence": "1"}),
+         400, "bad_request", "confidence: unknown query parameter"),
+        (dict(data={"picture": "x"}), 400, "bad_request", "image: Field required"),
+        (dict(files=[("image", ("v.jpg", images()[0].read_bytes(), "image/jpeg"))] * 5), 413,
+         "too_many_images", "image: 5 images in one request (at most 4"),
+        (dict(files=[("image", ("big.png", b"\0" * 400_000, "image/png"))]), 413, "body_too_large",
+         "request body exceeds the limit of 262,144 bytes"),
+        (dict(content=_chunked_upload(1 << 20), headers={"content-type": "multipart/form-data; boundary=b0undary"}),
+         413, "body_too_large", "request body exceeds the limit of 262,144 bytes"),
+    ]
+    for kwargs, status, kind, start in cases:
+        r = httpx.post(f"{url}/v1/detect", timeout=30, **kwargs)
+        assert (r.status_code, r.json()["kind"]) == (status, kind), r.text
+        assert r.json()["error"].startswith(start), r.json()
+        assert httpx.get(f"{url}/health").status_code == 200
+    assert post(url, sample_image()).status_code == 200
+    after = metrics(url)
+    for kind in ("bad_image", "too_many_pixels", "bad_request", "too_many_images", "body_too_large"):
+        expected = sum(1 for c in cases if c[2] == kind)
+        assert metric(after, "yolor_serve_errors_total", kind=kind) - metric(
+            before, "yolor_serve_errors_total", kind=kind) == expected, kind
+    for status in (400, 413):
+        expected = sum(1 for c in cases if c[1] == status)
+        assert metric(after, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) - metric(
+            before, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) == expected
+    assert httpx.get(f"{url}/no/such/path").status_code == 404
+    assert metric(metrics(url), "yolor_serve_requests_total", endpoint="other", status="404") >= 1
+
+
+def test_a_checkpoint_is_served_through_the_runtimes_torch_backend_as_predict_runs_it():
+    s = Server(trained_checkpoint(), "--imgsz", str(IMGSZ))
+    try:
+        r = post(s.url, sample_image())
+        info = httpx.get(f"{s.url}/v1/model").json()
+        assert s.stop() == 0
+    finally:
+        s.kill()
+    assert r.status_code == 200, r.text
+    assert info["backend"].startswith("pytorch") and info["input_size"] == [IMGSZ, IMGSZ]
+    im = cv2.imread(str(sample_image()))
+    expected = Detector(trained_checkpoint(), imgsz=IMGSZ)(im)[0]
+    assert len(expected) > 5
+    assert_same(r.json(), expected, im.shape)

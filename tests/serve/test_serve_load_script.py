@@ -1,0 +1,46 @@
+"""scripts/load_test.py runs end to end on a small budget (a smoke test: no timing is asserted, only that it
+measured both settings without errors and read the batch sizes)."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.serve_server import trained_onnx
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "load_test.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("load_test", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_load_test_measures_both_settings_without_errors(capsys):
+    rc = load_script().main(["--model", str(trained_onnx()), "--requests", "24", "--rounds", "2",
+                             "--concurrency", "8"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "cpu: " in out and "servers exit [0, 0]" in out
+    rows = {m[0]: m[1:] for m in re.findall(r"^(batching|no batching)\D.*?\)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+\s+"
+                                             r"[\d.]+\s+(\d+)\s+([\d.]+)", out, flags=re.M)}
+    assert set(rows) == {"batching", "no batching"}, out
+    for rps, p50, errors, _ in rows.values():
+        assert float(rps) > 0 and float(p50) > 0 and errors == "0"
+    assert float(rows["no batching"][3]) == 1.0 and float(rows["batching"][3]) >= 1.0
+    assert re.search(r"no batching .* 1:24$", out, flags=re.M), out  # 24 model calls of one image
+    ratio = re.search(r"ratio batching / no batching \(throughput\): (\S+)x", out)
+    assert ratio and math.isfinite(float(ratio[1])), out
+
+
+def test_load_test_refuses_a_non_loopback_url(capsys):
+    with pytest.raises(SystemExit):
+        load_script().main(["--url", "http://10.1.2.3:8000"])
+    assert "loopback addresses only" in capsys.readouterr().err
