@@ -89,5 +89,15 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Make `dst` hold `src`'s bytes, atomically: a hard link where the filesystem allows (no second copy
+    of the data), else a copy. `src` stays where it is."""
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
 def write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     write_text(path, json.dumps(obj, indent=indent) + "\n")

@@ -22,9 +22,16 @@ image_id, category_id, bbox xywh, score) with --save-json. Unreadable images are
 warning. Defaults are upstream paper-branch detect.py's (conf 0.25, iou 0.45); main-branch
 detect.py used 0.4 / 0.5.
 
+--engine ray (pip install 'yolor-deploy[ray]') writes the same files, computed by a pool of Ray actors
+(one model load each) in shards of --shard-size sources kept in SAVE_DIR/.shards: rerunning the command into
+the same --save-dir resumes, skipping complete shards. Sources may also be URIs pyarrow reads (s3://, gs://,
+...). Without --ray-address (or $RAY_ADDRESS) a local Ray instance is started for the run. On a cluster, the
+model, local sources and --save-dir must be at the same path on every node (a shared filesystem).
+
 examples:
   yolor-deploy predict yolor-p6.onnx images/ --save-json --save-txt
   yolor-deploy predict yolor_p6.pt --cfg yolor_p6 clip.mp4 --imgsz 1280
+  yolor-deploy predict yolor-p6.onnx /data/images --engine ray --num-workers 2 --save-dir runs/big --save-json
 """
 
 
@@ -49,6 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse images and video frames above N decoded pixels, checked from the file header "
                         "before decoding (default 268435456 = 16384x16384; also $YOLOR_MAX_IMAGE_PIXELS)")
     add_backend_arguments(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a pool of Ray actors, resumable shards")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--engine ray: the cluster to use (e.g. ray://head:10001 or auto; default $RAY_ADDRESS, "
+                        "else a local instance started for the run)")
+    p.add_argument("--num-workers", type=int, default=None, metavar="N",
+                   help="--engine ray: model actors (default: one per node; threads each: CPUs // N)")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="--engine ray: sources per shard, the unit of retry and resume (default 64)")
 
 
 def default_save_dir(root: Path = Path("runs/predict")) -> Path:
@@ -100,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         if args.max_pixels < 1:
             raise InputError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
         os.environ[ENV_MAX_PIXELS] = str(args.max_pixels)
+    if args.engine == "ray":
+        return _run_ray(args)
+    for flag in ("ray_address", "num_workers", "shard_size"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--{flag.replace('_', '-')}: only with --engine ray")
     with warnings_to_stderr():
         sources = resolve_sources(args.source)
         det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
@@ -175,3 +196,50 @@ def _print_summary(det, n_done: int, skipped: list[str], counts: Counter, writer
         table.add_row(f"{stage} ms / image", f"{ms[stage]:.1f}")
     Console().print(table)
     print(f"results saved to {writer.save_dir}")
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    from ..distributed import predict_with_ray
+    from ..distributed.ray_predict import DEFAULT_SHARD_SIZE
+
+    detector = dict(providers=args.providers, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+                    max_det=args.max_det, classes=args.classes, agnostic=args.agnostic_nms, imgsz=args.imgsz,
+                    batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
+    shard_size = DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size
+    with warnings_to_stderr():
+        result = predict_with_ray(args.model, args.source, args.save_dir or default_save_dir(), detector,
+                                  save_img=not args.no_save_img, save_txt=args.save_txt, save_conf=args.save_conf,
+                                  save_json=args.save_json, num_workers=args.num_workers,
+                                  ray_address=args.ray_address, shard_size=shard_size,
+                                  max_pixels=args.max_pixels)
+    for msg in result.warnings:
+        print(f"warning: {msg}", file=sys.stderr)
+    _print_ray_summary(result)
+    return 0
+
+
+def _print_ray_summary(r) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="predict summary (ray)", show_header=True)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("backend", escape(r.backend))
+    table.add_row("input", f"{r.imgsz[0]}x{r.imgsz[1]}")
+    if r.workers:
+        table.add_row("workers x threads", f"{r.workers} x {r.threads}")
+    table.add_row("shards run / reused", f"{r.shards_run} / {r.shards_reused}")
+    table.add_row("images / frames", str(r.frames))
+    if r.warnings:
+        table.add_row("skipped", str(len(r.warnings)))
+    for name, n in r.counts.most_common():
+        table.add_row(f"  {escape(name)}", str(n))
+    table.add_row("detections", str(sum(r.counts.values())))
+    for stage in ("pre", "infer", "post"):
+        table.add_row(f"{stage} ms / image", f"{r.stage_ms.get(stage, 0.0):.1f}")
+    if r.frames_run:
+        table.add_row("images / s (this run)", f"{r.frames_run / max(r.seconds, 1e-9):.1f}")
+    Console().print(table)
+    print(f"results saved to {r.save_dir}")

@@ -99,29 +99,33 @@ class ResultWriter:
         self._stems: set[str] = {"predictions", "labels"}
         self._video: _VideoOut | None = None
 
-    def _unique(self, stem: str) -> str:
+    def claim_stem(self, stem: str) -> str:
+        """`stem`, or `stem_2`, `stem_3`, ...: the first not yet used in this folder (in input order)."""
         name, k = stem, 2
         while name in self._stems:
             name, k = f"{stem}_{k}", k + 1
         self._stems.add(name)
         return name
 
-    def add(self, frame: Frame, det: Detections) -> None:
+    def add(self, frame: Frame, det: Detections, stem: str | None = None) -> None:
+        """Write the outputs of one image or video frame. `stem` names its files instead of a unique stem
+        claimed from the source's name (the Ray engine writes shards under placeholder stems)."""
         det.path = str(frame.source.path)
         if frame.frame is None:
-            self._finish_video()
-            self._add_image(frame, det)
+            self.finish_video()
+            self._add_image(frame, det, stem)
             return
         det.frame = frame.frame
         if self._video is None or self._video.source != frame.source:
-            self._finish_video()
-            self._video = _VideoOut(frame, self._unique(frame.source.path.stem), self.save_dir, self.save_img)
+            self.finish_video()
+            self._video = _VideoOut(frame, stem or self.claim_stem(frame.source.path.stem), self.save_dir,
+                                    self.save_img)
         self._video.add(frame.image, det)
         if self.save_txt:
             self._write_txt(f"{self._video.stem}_{frame.frame}", det)
 
-    def _add_image(self, frame: Frame, det: Detections) -> None:
-        stem = self._unique(frame.source.path.stem)
+    def _add_image(self, frame: Frame, det: Detections, stem: str | None = None) -> None:
+        stem = stem or self.claim_stem(frame.source.path.stem)
         if self.save_img:
             suffix = frame.source.path.suffix.lower()
             if not cv2.haveImageWriter(f"x{suffix}"):
@@ -141,14 +145,15 @@ class ResultWriter:
         atomic.write_text(path, det.to_yolo_txt(self.save_conf))
         self.written.append(path)
 
-    def _finish_video(self) -> None:
+    def finish_video(self) -> None:
+        """Finish the open video, if any (its file and VIDEO.json appear under their final names)."""
         if self._video is not None:
             video, self._video = self._video, None
             self.written += video.finish()
 
     def close(self) -> None:
         """Finish the open video and write predictions.json."""
-        self._finish_video()
+        self.finish_video()
         if self.save_json:
             path = self.save_dir / "predictions.json"
             atomic.write_json(path, self.coco)

@@ -136,16 +136,25 @@ def read_image(path: str | Path) -> np.ndarray:
         buf = np.fromfile(str(path), dtype=np.uint8)  # bytes first: non-ASCII paths work everywhere
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_image(buf, str(path))
+
+
+def decode_image(buf: np.ndarray | bytes, source: str) -> np.ndarray:
+    """Decode an encoded image (file bytes) to ndarray[H, W, 3] uint8 BGR, with the pixel cap checked from the
+    header first; InputError naming `source` otherwise. For bytes read elsewhere (object stores)."""
+    buf = np.frombuffer(buf, np.uint8) if isinstance(buf, (bytes, bytearray, memoryview)) else buf
     if buf.size == 0:
-        raise InputError(f"{path}: empty file")
+        raise InputError(f"{source}: empty file")
+    if buf.size > MAX_FILE_BYTES:
+        raise InputError(f"{source}: {buf.size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
     declared = image_size(buf[:65536].tobytes())
     if declared is not None:  # refused from the header, before a byte is decoded
-        check_pixels(*declared, source=str(path))
+        check_pixels(*declared, source=source)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        raise InputError(f"{path}: cannot decode image (corrupt or not an image)")
-    check_pixels(img.shape[1], img.shape[0], str(path))
-    return to_bgr8(img, str(path))
+        raise InputError(f"{source}: cannot decode image (corrupt or not an image)")
+    check_pixels(img.shape[1], img.shape[0], source)
+    return to_bgr8(img, source)
 
 
 class VideoReader:
