@@ -4,12 +4,15 @@ batch sizes the server ran (from /metrics and each answer's `batch`). Loopback o
 Without --url it starts the servers itself (`--port 0`) on --model (default: the bundled trained model, exported
 dynamic at --imgsz into a temporary folder): one with batching (--max-batch, --max-wait-ms) and one without
 (--max-batch 1), and runs them interleaved (--rounds rounds of N/rounds requests each, alternating which goes
-first) so both see the same machine; prints both rows, the throughput ratio, and the CPU line.
+first) so both see the same machine; prints both rows, the throughput ratio, and the CPU line. With --engine ray
+three servers run: `serve --engine ray` with --replicas 2 and with --replicas 1, and the plain server (all
+batching): the gain of a second replica, and what Ray Serve's extra hops cost against one process.
 
 usage:
   python scripts/load_test.py                                   # trained model @320, 400 requests, C=8
   python scripts/load_test.py --requests 800 --concurrency 16 --max-batch 16
   python scripts/load_test.py --url http://127.0.0.1:8000 --requests 200   # a server that is already running
+  python scripts/load_test.py --engine ray --requests 400                 # Ray Serve: 1 vs 2 replicas
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="the servers' --threads (model threads; default: the runtime's, all cores)")
     p.add_argument("--time-limit-s", type=float, default=600.0, help="stop sending after this long (default 600)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: batching vs no batching (default); ray: Ray Serve with 1 vs 2 replicas")
     args = p.parse_args(argv)
     if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.concurrency <= 256 or args.rounds < 1:
         p.error(f"--requests 1..{MAX_REQUESTS}, --concurrency 1..256, --rounds >= 1")
@@ -208,9 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not t.errors else 1
     with tempfile.TemporaryDirectory(prefix="yolor-load-") as tmp:
         model = Path(args.model) if args.model else default_model(args.imgsz, Path(tmp))
-        settings = {f"batching (--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g})":
-                    ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)],
-                    "no batching (--max-batch 1)": ["--max-batch", "1"]}
+        batching = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+        if args.engine == "ray":
+            settings = {f"ray serve --replicas {n} (--max-batch {args.max_batch})":
+                        [*batching, "--engine", "ray", "--replicas", str(n)] for n in (2, 1)}
+            settings[f"plain serve (--max-batch {args.max_batch})"] = batching
+        else:
+            settings = {f"batching (--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g})": batching,
+                        "no batching (--max-batch 1)": ["--max-batch", "1"]}
         common = ["--threads", str(args.threads)] if args.threads else []
         servers = {name: ServerProcess(model, extra + common) for name, extra in settings.items()}
         tallies = {name: Tally() for name in settings}
@@ -222,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                     asyncio.run(run_requests(servers[name].url, data, n, args.concurrency, deadline, tallies[name]))
         finally:
             codes = [s.stop() for s in servers.values()]
-        one, many = model_batch_ratio(model, image, args.max_batch, args.threads) if args.max_batch > 1 else (1, 1)
+        one, many = model_batch_ratio(model, image, args.max_batch, args.threads) \
+            if args.max_batch > 1 and args.engine == "local" else (1, 1)
     print(f"load test: {args.requests} requests per setting at concurrency {args.concurrency}, {args.rounds} "
           f"interleaved rounds; image {image.name}; model {model.name}; servers exit {codes}")
     print(f"cpu: {cpu_line()} (client and servers on the same machine; model threads: "
@@ -231,10 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in tallies.items():
         print(row(name, t))
     rps = [len(t.latencies) / t.seconds if t.seconds else float("nan") for t in tallies.values()]
-    print(f"ratio batching / no batching (throughput): {rps[0] / rps[1]:.2f}x")
-    print(f"the model alone (Detector, no HTTP), ms per image: batch 1 {one:.1f}, batch {args.max_batch} {many:.1f} "
-          f"({one / many:.2f}x)")
-    return 0 if not any(t.errors for t in tallies.values()) and codes == [0, 0] else 1
+    if args.engine == "ray":
+        print(f"ratio 2 replicas / 1 replica (throughput): {rps[0] / rps[1]:.2f}x; "
+              f"2 replicas / plain server: {rps[0] / rps[2]:.2f}x")
+    else:
+        print(f"ratio batching / no batching (throughput): {rps[0] / rps[1]:.2f}x")
+        print(f"the model alone (Detector, no HTTP), ms per image: batch 1 {one:.1f}, batch {args.max_batch} "
+              f"{many:.1f} ({one / many:.2f}x)")
+    return 0 if not any(t.errors for t in tallies.values()) and codes == [0] * len(codes) else 1
 
 
 if __name__ == "__main__":

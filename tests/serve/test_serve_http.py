@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
 import pytest
 
+from helpers.serve_checks import assert_same, check_refusals, images, post
 from helpers.serve_server import IMGSZ, Server, metric, metrics, trained_onnx
-from yolor_deploy.assets import sample_image, trained_checkpoint, val_images
+from yolor_deploy.assets import sample_image, trained_checkpoint
 from yolor_deploy.cli.main import main
 from yolor_deploy.runtime import Detector
 
@@ -26,27 +26,6 @@ def server():
                "--max-pixels", str(MAX_PIXELS), "--max-images", "4")
     yield s
     assert s.stop() == 0, s.stderr
-
-
-def images() -> list[Path]:
-    return sorted(val_images().glob("*.jpg"))[:12] + [sample_image()]
-
-
-def post(url: str, paths: list[Path] | Path, params: dict | None = None, timeout: float = 60) -> httpx.Response:
-    paths = paths if isinstance(paths, list) else [paths]
-    files = [("image", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
-    return httpx.post(f"{url}/v1/detect", files=files, params=params, timeout=timeout)
-
-
-def assert_same(body: dict, expected, image_shape) -> None:
-    """A response's detections against a Detector's (predict's) result on the same image."""
-    assert (body["height"], body["width"]) == image_shape[:2] == expected.image_shape
-    dets = body["detections"]
-    assert [d["class_id"] for d in dets] == expected.classes.tolist()
-    assert [d["class_name"] for d in dets] == expected.class_names
-    if dets:
-        np.testing.assert_allclose(np.array([d["box"] for d in dets], np.float32), expected.xyxy, atol=1e-3)
-        np.testing.assert_allclose(np.array([d["score"] for d in dets], np.float32), expected.scores, atol=1e-5)
 
 
 def test_probes_and_model_info(server):
@@ -120,62 +99,8 @@ def test_per_request_settings_in_one_batch_each_equal_their_own_predict(server):
     assert len(counts) >= 4  # the settings really changed the answers
 
 
-def _png(h: int, w: int) -> bytes:
-    return cv2.imencode(".png", np.zeros((h, w, 3), np.uint8))[1].tobytes()
-
-
-def _chunked_upload(total: int):
-    """A multipart body streamed without Content-Length (chunked transfer encoding)."""
-    boundary = "b0undary"
-    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n"
-           f"Content-Type: image/png\r\n\r\n").encode()
-    for _ in range(total // 65536):
-        yield b"\0" * 65536
-    yield f"\r\n--{boundary}--\r\n".encode()
-
-
 def test_bad_input_is_refused_and_counted_and_the_server_keeps_answering(server):
-    url = server.url
-    before = metrics(url)
-    crafted = _png(8, 8)[:16] + (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big") + _png(8, 8)[24:]
-    cases = [  # (what is sent, status, kind, error message start)
-        (dict(files=[("image", ("a.txt", b"plain text, no image", "text/plain"))]), 400, "bad_image",
-         "image: cannot decode image"),
-        (dict(files=[("image", ("x.png", crafted, "image/png"))]), 413, "too_many_pixels",
-         "image: 30000x30000 pixels exceeds the limit of 1,000,000"),
-        (dict(files=[("image", ("y.png", _png(1000, 1001), "image/png"))]), 413, "too_many_pixels",
-         "image: 1001x1000 pixels exceeds"),
-        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"conf": "x"}), 400,
-         "bad_request", "conf: 'x' is not a number"),
-        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"classes": "7"}),
-         400, "bad_request", "classes: 7 is out of range"),
-        (dict(files=[("image", ("s.jpg", sample_image().read_bytes(), "image/jpeg"))], params={"confidence": "1"}),
-         400, "bad_request", "confidence: unknown query parameter"),
-        (dict(data={"picture": "x"}), 400, "bad_request", "image: Field required"),
-        (dict(files=[("image", ("v.jpg", images()[0].read_bytes(), "image/jpeg"))] * 5), 413,
-         "too_many_images", "image: 5 images in one request (at most 4"),
-        (dict(files=[("image", ("big.png", b"\0" * 400_000, "image/png"))]), 413, "body_too_large",
-         "request body exceeds the limit of 262,144 bytes"),
-        (dict(content=_chunked_upload(1 << 20), headers={"content-type": "multipart/form-data; boundary=b0undary"}),
-         413, "body_too_large", "request body exceeds the limit of 262,144 bytes"),
-    ]
-    for kwargs, status, kind, start in cases:
-        r = httpx.post(f"{url}/v1/detect", timeout=30, **kwargs)
-        assert (r.status_code, r.json()["kind"]) == (status, kind), r.text
-        assert r.json()["error"].startswith(start), r.json()
-        assert httpx.get(f"{url}/health").status_code == 200
-    assert post(url, sample_image()).status_code == 200
-    after = metrics(url)
-    for kind in ("bad_image", "too_many_pixels", "bad_request", "too_many_images", "body_too_large"):
-        expected = sum(1 for c in cases if c[2] == kind)
-        assert metric(after, "yolor_serve_errors_total", kind=kind) - metric(
-            before, "yolor_serve_errors_total", kind=kind) == expected, kind
-    for status in (400, 413):
-        expected = sum(1 for c in cases if c[1] == status)
-        assert metric(after, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) - metric(
-            before, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) == expected
-    assert httpx.get(f"{url}/no/such/path").status_code == 404
-    assert metric(metrics(url), "yolor_serve_requests_total", endpoint="other", status="404") >= 1
+    check_refusals(server.url, max_body_bytes=int(MAX_BODY_MB * (1 << 20)), max_pixels=MAX_PIXELS, max_images=4)
 
 
 def test_a_checkpoint_is_served_through_the_runtimes_torch_backend_as_predict_runs_it():

@@ -12,6 +12,10 @@ FastAPI + uvicorn (pip install "yolor-deploy[serve]"). Concurrent requests are g
 model call (up to --max-batch images, waiting at most --max-wait-ms) when the model takes a dynamic
 batch; results equal `predict`'s. Stops gracefully on SIGTERM/SIGINT (requests in flight finish).
 
+--engine ray (pip install "yolor-deploy[ray]") serves the same HTTP API as a Ray Serve application:
+the model on --replicas N replicas, batching by Ray Serve's @serve.batch (--max-batch, --max-wait-ms).
+Without --ray-address (or $RAY_ADDRESS) a local Ray sized to this machine is started and stopped.
+
 endpoints:
   GET  /health      alive                      GET /ready    model loaded and warmed up (else 503)
   GET  /v1/model    classes, size, precision, NMS, source hash, version, batching
@@ -20,6 +24,7 @@ endpoints:
 
 examples:
   yolor-deploy serve shapes-dynamic.onnx --port 8000 --max-batch 8
+  yolor-deploy serve shapes-dynamic.onnx --engine ray --replicas 2 --port 8000
   curl -F image=@shapes.jpg 'http://127.0.0.1:8000/v1/detect?conf=0.4&classes=0,2'
 """
 
@@ -33,8 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how long the oldest waiting request waits for others to join its batch (default 5)")
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests waiting at most; beyond, 503 with Retry-After (default 64)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="model calls running at once, each in its own thread (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="model calls running at once, each in its own thread (default 1; --engine local)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray Serve application with --replicas replicas")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="--engine ray: model replicas (default 1; threads each: CPUs // N)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--engine ray: the cluster to deploy on (e.g. auto or head:6379; default $RAY_ADDRESS, else "
+                        "a local Ray started and stopped here)")
     p.add_argument("--timeout-s", type=float, default=30.0, help="per-request limit; beyond, 504 (default 30)")
     p.add_argument("--max-body-mb", type=float, default=32.0, help="request body cap in MiB; beyond, 413 (default 32)")
     p.add_argument("--max-images", type=int, default=16, help="images per request at most; beyond, 413 (default 16)")
@@ -58,7 +70,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         "--max-batch": (args.max_batch, 1 <= args.max_batch <= 1024, "1..1024"),
         "--max-wait-ms": (args.max_wait_ms, 0 <= args.max_wait_ms <= 60_000, "0..60000"),
         "--max-queue": (args.max_queue, args.max_queue >= 1, "at least 1"),
-        "--workers": (args.workers, 1 <= args.workers <= 64, "1..64"),
+        "--workers": (args.workers, args.workers is None or 1 <= args.workers <= 64, "1..64"),
+        "--replicas": (args.replicas, args.replicas is None or 1 <= args.replicas <= 1024, "1..1024"),
         "--timeout-s": (args.timeout_s, 0 < args.timeout_s <= 3600, "above 0, at most 3600"),
         "--max-body-mb": (args.max_body_mb, 0.001 <= args.max_body_mb <= 4096, "0.001..4096"),
         "--max-images": (args.max_images, args.max_images >= 1, "at least 1"),
@@ -86,12 +99,32 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.image_header import max_pixels
 
     _check_numbers(args)
+    _check_engine_flags(args)
     batching = BatchSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                             workers=args.workers)
+                             workers=args.workers or 1)
     settings = ServeSettings(max_body_bytes=max(int(args.max_body_mb * MIB), 1024),
                              max_pixels=args.max_pixels or max_pixels(), max_images=args.max_images,
                              timeout_s=args.timeout_s,
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
                            imgsz=args.imgsz)
+    if args.engine == "ray":
+        from ..distributed.cluster import import_ray
+
+        import_ray()  # one line naming the extra when Ray is missing
+        from ..distributed.ray_serve import serve_with_ray
+
+        return serve_with_ray(args.model, args.host, args.port, args.replicas or 1, args.ray_address, batching,
+                              settings, options)
     return serve(args.model, args.host, args.port, batching, settings, options)
+
+
+def _check_engine_flags(args: argparse.Namespace) -> None:
+    """Flags of one engine given with the other: one line."""
+    from ..errors import InputError
+
+    only = {"local": ("workers",), "ray": ("replicas", "ray_address")}
+    for engine, flags in only.items():
+        for flag in flags:
+            if args.engine != engine and getattr(args, flag) is not None:
+                raise InputError(f"--{flag.replace('_', '-')}: only with --engine {engine}")

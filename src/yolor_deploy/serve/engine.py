@@ -63,7 +63,9 @@ class Engine(Protocol):
 
 
 @dataclass
-class _Job:
+class DetectJob:
+    """One request's images and settings, and when it was queued (its `queue` time in the answer)."""
+
     images: list[np.ndarray]
     params: DetectParams
     enqueued: float = field(default_factory=time.perf_counter)
@@ -84,6 +86,25 @@ def batching_note(detector: Detector, requested: int) -> tuple[int, str]:
 def precision(detector: Detector) -> str:
     m = detector.metadata
     return "int8" if m.quantized else "fp16" if m.half else "fp32"
+
+
+def warm_up(detector: Detector) -> float:
+    """One model call on a blank image (first-call allocations happen here, not in a request); seconds taken."""
+    t0 = time.perf_counter()
+    h, w = detector.imgsz
+    detector(np.full((h, w, 3), detector.metadata.pad_value, np.uint8))
+    return time.perf_counter() - t0
+
+
+def describe_model(detector: Detector, model_name: str) -> dict[str, Any]:
+    """The model part of `/v1/model`: classes, input size, precision, NMS, source hash, version."""
+    d, m = detector, detector.metadata
+    return {
+        "model": model_name, "backend": d.backend.name, "names": list(d.names), "nc": len(d.names),
+        "input_size": list(d.imgsz), "dynamic_input": d.auto, "stride": list(m.stride),
+        "precision": precision(d), "quantized": m.quantized or None, "nms": asdict(m.nms),
+        "source_sha256": m.source_sha256 or None, "model_version": m.version or None,
+    }
 
 
 class LocalEngine:
@@ -107,10 +128,7 @@ class LocalEngine:
         self._warm_task.add_done_callback(self._warmed)
 
     def _warm_up(self) -> float:
-        t0 = time.perf_counter()
-        h, w = self.detector.imgsz
-        self.detector(np.full((h, w, 3), self.detector.metadata.pad_value, np.uint8))
-        return time.perf_counter() - t0
+        return warm_up(self.detector)
 
     def _warmed(self, task: Any) -> None:
         from ..errors import first_line
@@ -141,12 +159,9 @@ class LocalEngine:
         return self._batcher.depth
 
     def info(self) -> dict[str, Any]:
-        d, m = self.detector, self.detector.metadata
+        d = self.detector
         return {
-            "model": self.model_name, "backend": d.backend.name, "names": list(d.names), "nc": len(d.names),
-            "input_size": list(d.imgsz), "dynamic_input": d.auto, "stride": list(m.stride),
-            "precision": precision(d), "quantized": m.quantized or None, "nms": asdict(m.nms),
-            "source_sha256": m.source_sha256 or None, "model_version": m.version or None,
+            **describe_model(d, self.model_name),
             "batching": {"max_batch": d.batch_size, "max_wait_ms": self.batching.max_wait_ms,
                          "max_queue": self.batching.max_queue, "workers": self.batching.workers,
                          "note": batching_note(d, d.batch_size)[1]},
@@ -154,43 +169,50 @@ class LocalEngine:
 
     # --- requests -------------------------------------------------------------------------------
     async def detect(self, images: list[np.ndarray], params: DetectParams) -> DetectOutput:
-        return await self._batcher.submit(_Job(list(images), params), len(images))
+        return await self._batcher.submit(DetectJob(list(images), params), len(images))
 
-    def _with_params(self, params: DetectParams) -> Detector:
-        view = copy.copy(self.detector)  # shares the backend; postprocess reads only these settings
-        view.conf_thres, view.iou_thres, view.max_det = params.conf_thres, params.iou_thres, params.max_det
-        view.classes = list(params.classes) if params.classes else None
-        return view
+    def _run_jobs(self, jobs: Sequence[DetectJob]) -> list[DetectOutput]:
+        return run_jobs(self.detector, jobs, self._on_model_call)
 
-    def _run_jobs(self, jobs: Sequence[_Job]) -> list[DetectOutput]:
-        """One worker-thread call: every image of `jobs` through one preprocess and as few model calls as the
-        Detector's grouping by input shape allows; NMS per job with its own settings."""
-        t0 = time.perf_counter()
-        images = [im for job in jobs for im in job.images]
-        owner = [(k, i) for k, job in enumerate(jobs) for i in range(len(job.images))]
-        outs = [DetectOutput([None] * len(j.images), [0] * len(j.images),  # type: ignore[list-item]
-                             {"queue": 1000 * (t0 - j.enqueued), "pre": 0.0, "infer": 0.0, "post": 0.0})
-                for j in jobs]
-        views = [self._with_params(j.params) for j in jobs]
-        batches = self.detector.preprocess(images)
-        pre_ms = 1000 * (time.perf_counter() - t0)
-        for batch in batches:
-            t1 = time.perf_counter()
-            raw = self.detector.infer(batch)
-            infer_ms = 1000 * (time.perf_counter() - t1)
-            if self._on_model_call is not None:
-                self._on_model_call(len(batch.shapes))
-            touched: set[int] = set()
-            for row, idx in enumerate(batch.index):
-                k, i = owner[idx]
-                if k not in touched:  # a request's images may span model calls (different input shapes)
-                    outs[k].time_ms["infer"] += infer_ms
-                    touched.add(k)
-                t2 = time.perf_counter()
-                one = Batch(batch.tensor[row:row + 1], [batch.shapes[row]], [0])
-                outs[k].detections[i] = views[k].postprocess([o[row:row + 1] for o in raw], one)[0]
-                outs[k].batch_sizes[i] = len(batch.shapes)
-                outs[k].time_ms["post"] += 1000 * (time.perf_counter() - t2)
-        for out in outs:
-            out.time_ms["pre"] = pre_ms
-        return outs
+
+def _with_params(detector: Detector, params: DetectParams) -> Detector:
+    view = copy.copy(detector)  # shares the backend; postprocess reads only these settings
+    view.conf_thres, view.iou_thres, view.max_det = params.conf_thres, params.iou_thres, params.max_det
+    view.classes = list(params.classes) if params.classes else None
+    return view
+
+
+def run_jobs(detector: Detector, jobs: Sequence[DetectJob],
+             on_model_call: Callable[[int], None] | None = None) -> list[DetectOutput]:
+    """Every image of `jobs` through one preprocess and as few model calls as the Detector's grouping by input
+    shape allows; NMS per job with its own settings. The one batch step of every engine (the local batcher's
+    worker thread, a Ray Serve replica's `@serve.batch`). `on_model_call(images)` after each model call."""
+    t0 = time.perf_counter()
+    images = [im for job in jobs for im in job.images]
+    owner = [(k, i) for k, job in enumerate(jobs) for i in range(len(job.images))]
+    outs = [DetectOutput([None] * len(j.images), [0] * len(j.images),  # type: ignore[list-item]
+                         {"queue": 1000 * (t0 - j.enqueued), "pre": 0.0, "infer": 0.0, "post": 0.0})
+            for j in jobs]
+    views = [_with_params(detector, j.params) for j in jobs]
+    batches = detector.preprocess(images)
+    pre_ms = 1000 * (time.perf_counter() - t0)
+    for batch in batches:
+        t1 = time.perf_counter()
+        raw = detector.infer(batch)
+        infer_ms = 1000 * (time.perf_counter() - t1)
+        if on_model_call is not None:
+            on_model_call(len(batch.shapes))
+        touched: set[int] = set()
+        for row, idx in enumerate(batch.index):
+            k, i = owner[idx]
+            if k not in touched:  # a request's images may span model calls (different input shapes)
+                outs[k].time_ms["infer"] += infer_ms
+                touched.add(k)
+            t2 = time.perf_counter()
+            one = Batch(batch.tensor[row:row + 1], [batch.shapes[row]], [0])
+            outs[k].detections[i] = views[k].postprocess([o[row:row + 1] for o in raw], one)[0]
+            outs[k].batch_sizes[i] = len(batch.shapes)
+            outs[k].time_ms["post"] += 1000 * (time.perf_counter() - t2)
+    for out in outs:
+        out.time_ms["pre"] = pre_ms
+    return outs

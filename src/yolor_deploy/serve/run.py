@@ -64,7 +64,9 @@ def _url(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def _open_detector(model: str | Path, max_batch: int, options: ModelOptions, defaults):
+def open_detector(model: str | Path, max_batch: int, options: ModelOptions, defaults):
+    """The Detector a server runs: `options` as predict opens a model, `defaults` (DetectParams) its NMS
+    settings, `max_batch` images per model call at most (a fixed-batch model decides its own)."""
     from ..runtime import Detector
 
     with warnings.catch_warnings():  # the batching line below says it once, in our words
@@ -84,7 +86,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching
     from .metrics import ServeMetrics
 
     batching, settings, options = batching or BatchSettings(), settings or ServeSettings(), options or ModelOptions()
-    detector = _open_detector(model, batching.max_batch, options, settings.defaults)
+    detector = open_detector(model, batching.max_batch, options, settings.defaults)
     _, note = batching_note(detector, batching.max_batch)
     metrics = ServeMetrics()
     engine = LocalEngine(detector, batching, Path(model).name, on_model_call=metrics.batch_size.observe, log=log)
