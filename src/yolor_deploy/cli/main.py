@@ -23,6 +23,7 @@ COMMANDS = {
     "bench": "yolor_deploy.cli.bench",
     "val": "yolor_deploy.cli.val",
     "quantize": "yolor_deploy.cli.quantize",
+    "optimize": "yolor_deploy.cli.optimize",
 }
 
 
