@@ -29,6 +29,9 @@ MAX_CLASSES = 100_000
 MAX_SIDE = 16_384
 MAX_DET = 100_000
 MAX_STRIDE = 1024
+RUNTIME_BACKENDS = ("onnxruntime", "openvino")
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values we set
+MAX_THREADS = 1024
 
 
 class MetadataError(ValueError):
@@ -54,6 +57,45 @@ class NmsSettings:
 
 
 @dataclass(frozen=True)
+class RuntimeHint:
+    """How a model was measured and is meant to run (`yolor-deploy optimize` writes it into `best.*`):
+    the `backend`, OpenVINO's inference `precision` (f32, or bf16/f16 for the float ops, also those of
+    an int8 model), and intra-op `threads` (None: the runtime's default). The runtime honours it unless
+    the caller chooses otherwise."""
+
+    backend: str = "onnxruntime"
+    precision: str = "f32"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in RUNTIME_BACKENDS:
+            raise MetadataError(f"runtime.backend {self.backend!r}: expected one of {', '.join(RUNTIME_BACKENDS)}")
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise MetadataError(f"runtime.precision {self.precision!r}: expected one of "
+                                f"{', '.join(INFERENCE_PRECISIONS)}")
+        if self.precision != "f32" and self.backend != "openvino":
+            raise MetadataError(f"runtime.precision {self.precision!r} is an OpenVINO setting "
+                                f"(backend {self.backend!r})")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise MetadataError(f"runtime.threads {self.threads} out of range 1..{MAX_THREADS}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "precision": self.precision, "threads": self.threads}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RuntimeHint:
+        if not isinstance(d, dict):
+            raise MetadataError("'runtime' is not an object")
+        unknown = set(d) - {"backend", "precision", "threads"}
+        if unknown:
+            raise MetadataError(f"runtime: unknown key(s) {', '.join(sorted(map(str, unknown)))[:200]}")
+        threads = d.get("threads")
+        return cls(backend=_str(d.get("backend", "onnxruntime"), "runtime.backend"),
+                   precision=_str(d.get("precision", "f32"), "runtime.precision"),
+                   threads=_int(threads, "runtime.threads") if threads is not None else None)
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     """What the runtime needs to know about a model. `imgsz` is (H, W); `batch` None when dynamic."""
 
@@ -71,6 +113,7 @@ class ModelMetadata:
     version: str = ""
     quantized: str = ""  # int8 models: e.g. "int8-qdq" (ONNX Runtime) or "int8-nncf" (OpenVINO)
     quantization: Mapping[str, Any] | None = None  # int8 models: how they were made
+    runtime: RuntimeHint | None = None  # how to run it (written by `optimize` into the model it picks)
     from_model: bool = True  # False when these are fallback defaults, not read from the model
 
     def __post_init__(self) -> None:
@@ -110,6 +153,8 @@ class ModelMetadata:
             d["quantized"] = self.quantized
         if self.quantization is not None:
             d["quantization"] = dict(self.quantization)
+        if self.runtime is not None:
+            d["runtime"] = self.runtime.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -159,6 +204,7 @@ class ModelMetadata:
             version=_str(d.get("version", ""), "version"),
             quantized=_str(d.get("quantized", ""), "quantized"),
             quantization=quant,
+            runtime=RuntimeHint.from_dict(d["runtime"]) if d.get("runtime") is not None else None,
         )
 
 

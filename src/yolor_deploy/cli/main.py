@@ -24,6 +24,7 @@ COMMANDS = {
     "val": "yolor_deploy.cli.val",
     "quantize": "yolor_deploy.cli.quantize",
     "serve": "yolor_deploy.cli.serve",
+    "optimize": "yolor_deploy.cli.optimize",
 }
 
 

@@ -37,6 +37,7 @@ MIN_QUANT_OPSET = 13  # per-axis DequantizeLinear
 METHODS = ("minmax", "percentile")
 QUANTIZED_TAG = "int8-qdq"
 QUANT_BACKENDS = ("onnxruntime", "openvino")
+NNCF_PRESETS = ("performance", "mixed")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class QuantizeOptions:
     method: str = "minmax"  # or "percentile" (99.999th percentile of a histogram)
     providers: Sequence[str] | None = None  # for the calibration runs (default: CPU)
     backend: str = "onnxruntime"  # or "openvino": NNCF int8, written as an OpenVINO IR (.xml + .bin)
+    nncf_preset: str = "performance"  # openvino: NNCF preset, "performance" (symmetric) or "mixed"
 
 
 @dataclass
@@ -231,6 +233,8 @@ def check_options(o: QuantizeOptions) -> None:
         raise InputError(f"calibration method {o.method!r}: choose one of {', '.join(METHODS)}")
     if o.calib_size < 1:
         raise InputError(f"calibration size must be at least 1, got {o.calib_size}")
+    if o.nncf_preset not in NNCF_PRESETS:
+        raise InputError(f"NNCF preset {o.nncf_preset!r}: choose one of {', '.join(NNCF_PRESETS)}")
     if o.backend == "openvino" and (o.method != "minmax" or not o.per_channel):
         raise InputError("--method and --no-per-channel are ONNX Runtime options; NNCF (openvino) picks its "
                          "own ranges and quantizes weights per channel")
@@ -260,7 +264,8 @@ def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path
     batches = calibration_batches(src, images, warn=notes.append)
     n_calib = len(images) - len(notes)
     if o.backend == "openvino":
-        qmeta, keep_float, op_counts, bytes_out = _quantize_openvino(proto, batches, meta, n_calib, out)
+        qmeta, keep_float, op_counts, bytes_out = _quantize_openvino(proto, batches, meta, n_calib, out,
+                                                                     o.nncf_preset)
     else:
         qmeta, keep_float, op_counts, bytes_out = _quantize_ort(proto, batches, meta, n_calib, out, o)
     return QuantizeResult(out, qmeta, list(images), keep_float, src.stat().st_size, bytes_out,
@@ -284,20 +289,22 @@ def _quantize_ort(proto, batches, meta, n_calib, out: Path, o: QuantizeOptions):
     return qmeta, keep_float, op_types(qproto), out.stat().st_size
 
 
-def _quantize_openvino(proto, batches, meta, n_calib, out: Path):
+def _quantize_openvino(proto, batches, meta, n_calib, out: Path, preset: str = "performance"):
     from ..formats.openvino_ir import install_ir, ir_workdir
+    from .graph_passes import silu_before_concat
     from .openvino_nncf import NNCF_TAG, float_tail_is_kept, quantize_to_ir
 
-    proto = name_nodes(unique_opsets(proto))
+    proto = name_nodes(silu_before_concat(unique_opsets(proto))[0])  # exact; lets OpenVINO fuse the SiLUs
     keep_float = tail_nodes(proto)
     qmeta = meta.replace(quantized=NNCF_TAG,
                          quantization={"format": "OpenVINO IR (NNCF FakeQuantize)", "weights": "int8",
-                                       "activations": "int8", "per_channel": True,
-                                       "calibration": "nncf performance preset", "calibration_images": n_calib,
+                                       "activations": "int8" if preset == "performance" else "uint8 (asymmetric)",
+                                       "per_channel": True, "calibration": f"nncf {preset} preset",
+                                       "calibration_images": n_calib,
                                        "float_nodes": len(keep_float)})
     try:
         with ir_workdir(out) as d:
-            xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d)
+            xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d, preset)
             if not float_tail_is_kept(xml, keep_float):
                 raise ExportError(f"{out}: NNCF quantized the box decode (its FakeQuantize feeds a kept-float "
                                   f"node); refusing to write a model whose boxes would be wrong")

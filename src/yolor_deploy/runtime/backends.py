@@ -87,10 +87,12 @@ def _dim(d) -> int | None:
 
 
 class OrtBackend:
-    """An ONNX model in ONNX Runtime. `threads` sets intra-op threads (None: ORT's default)."""
+    """An ONNX model in ONNX Runtime. `threads` sets intra-op threads (None: the model's runtime hint,
+    written by `yolor-deploy optimize`, else ORT's default). `spinning=False` stops idle worker threads
+    from spinning (for interleaved timing of several models on few cores)."""
 
     def __init__(self, model_path: str | Path, providers: str | Sequence[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, spinning: bool = True):
         import onnxruntime as ort
 
         path = Path(model_path)
@@ -98,20 +100,12 @@ class OrtBackend:
         if not path.is_file():
             raise InputError(f"{path}: no such model file")
         chosen = resolve_providers(providers, ort.get_available_providers())
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
         t0 = time.perf_counter()
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
-        except Exception as e:  # ORT raises its own pybind exception types
-            msg = first_line(e)
-            if "EfficientNMS_TRT" in str(e):
-                msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
-                       "--providers tensorrt, or export with --nms onnx or none")
-            raise InputError(f"{path}: cannot load ONNX model ({msg[:300]})") from None
+        self.session = self._session(ort, path, chosen, threads, spinning)
+        if threads is None:
+            hint = self._hint()
+            if hint is not None and hint.backend == "onnxruntime" and hint.threads:
+                self.session = self._session(ort, path, chosen, hint.threads, spinning)
         self.load_seconds = time.perf_counter() - t0
         active = self.session.get_providers()
         missing = [p for p in chosen if p not in active]
@@ -133,6 +127,34 @@ class OrtBackend:
         self.output_names = [o.name for o in outputs]
         self.output_shapes = [tuple(_dim(d) for d in o.shape) for o in outputs]
         self.metadata = self._read_metadata(outputs)
+
+    @staticmethod
+    def _session(ort, path: Path, providers: list[str], threads: int | None, spinning: bool):
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # ORT raises its own pybind exception types
+            msg = first_line(e)
+            if "EfficientNMS_TRT" in str(e):
+                msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
+                       "--providers tensorrt, or export with --nms onnx or none")
+            raise InputError(f"{path}: cannot load ONNX model ({msg[:300]})") from None
+
+    def _hint(self):
+        """The runtime hint in the model's metadata (None without one); malformed metadata is reported later."""
+        text = (self.session.get_modelmeta().custom_metadata_map or {}).get(METADATA_KEY)
+        if text is None:
+            return None
+        try:
+            return parse_metadata(text, self.path).runtime
+        except InputError:
+            return None
 
     def _read_metadata(self, outputs) -> ModelMetadata:
         meta_map = self.session.get_modelmeta().custom_metadata_map or {}

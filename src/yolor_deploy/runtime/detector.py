@@ -77,8 +77,10 @@ def parse_backend(spec: str | None) -> tuple[str, str | None]:
 
 def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
                  backend: str | None = "auto") -> Backend:
-    """The backend that runs `model`. auto: ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`,
-    PyTorch (imports torch) for `.pt`/`.pth` checkpoints; `backend` forces one where it can run the file."""
+    """The backend that runs `model`. auto: the backend, precision and threads recorded by the optimize
+    report beside the model when it picked this file (`report_hint`), else ONNX Runtime for `.onnx`,
+    OpenVINO for an IR `.xml`, PyTorch (imports torch) for `.pt`/`.pth` checkpoints; `backend` forces one
+    where it can run the file."""
     path = Path(model)
     suffix = path.suffix.lower()
     kind, device = parse_backend(backend)
@@ -86,8 +88,14 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         raise InputError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected .onnx, .xml "
                          f"(OpenVINO IR), .pt or .pth)")
     fits = {".onnx": ("onnxruntime", "openvino"), ".xml": ("openvino",)}.get(suffix, ("torch",))
+    precision = None
     if kind == "auto":
-        kind = fits[0]
+        from .report_hint import report_hint
+
+        hint = report_hint(path)  # `optimize` left a report naming this model: run it as it was measured
+        kind = hint.backend if hint is not None and hint.backend in fits else fits[0]
+        if hint is not None and hint.backend == kind:
+            threads, precision = threads or hint.threads, hint.precision
     elif kind not in fits:
         raise InputError(f"{path}: the {kind} backend cannot run a {suffix} file (use {' or '.join(fits)})")
     if providers is not None and kind != "onnxruntime":
@@ -98,7 +106,7 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
     if kind == "openvino":
         from .openvino_backend import OpenVINOBackend
 
-        return OpenVINOBackend(path, device=device, threads=threads)
+        return OpenVINOBackend(path, device=device, threads=threads, precision=precision)
     from .torch_backend import TorchBackend
 
     return TorchBackend(path, cfg=cfg, threads=threads)

@@ -1,8 +1,9 @@
 """An ONNX model or OpenVINO IR (`.xml` + `.bin`) run by the OpenVINO runtime, behind the `Backend` face.
 
 Imports openvino lazily and never torch. Inference precision is pinned to f32 (OpenVINO otherwise
-picks bf16/f16 on CPUs that have them, which changes detections); `threads` sets
-`INFERENCE_NUM_THREADS`. Our metadata is read from the IR's `rt_info["yolor_deploy"]` (written by
+picks bf16/f16 on CPUs that have them, which changes detections) unless the caller or the model's own
+runtime hint (`contract.RuntimeHint`, written by `yolor-deploy optimize`) asks for bf16/f16; `threads`
+(else the hint's) sets `INFERENCE_NUM_THREADS`. Our metadata is read from the IR's `rt_info["yolor_deploy"]` (written by
 `yolor-deploy export --openvino`) or, for an ONNX file, from the `metadata_props` that OpenVINO's
 ONNX reader keeps under `rt_info["framework"]`.
 
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import INFERENCE_PRECISIONS
 from ..errors import InputError, first_line
 from ..formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
 from .backends import _dim, read_metadata
-from .metadata import METADATA_KEY
+from .metadata import METADATA_KEY, parse_metadata
 
 DEFAULT_DEVICE = "CPU"
 
@@ -38,7 +40,8 @@ def rt_metadata(model) -> str | None:
 class OpenVINOBackend:
     """`model_path`: `.onnx` or `.xml` (its `.bin` beside it). `device`: an OpenVINO device name."""
 
-    def __init__(self, model_path: str | Path, device: str | None = None, threads: int | None = None):
+    def __init__(self, model_path: str | Path, device: str | None = None, threads: int | None = None,
+                 precision: str | None = None):
         ov = import_openvino()
         path = Path(model_path)
         self.path = str(path)
@@ -51,21 +54,37 @@ class OpenVINOBackend:
         if device not in core.available_devices and re.split(r"[.:]", device)[0] not in ("AUTO", "MULTI", "HETERO"):
             raise InputError(f"{path}: OpenVINO device {device!r} is not available; available: "
                              f"{', '.join(core.available_devices)}")
-        config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
         t0 = time.perf_counter()
         if path.suffix.lower() == ".xml":
             check_pair(path, recorded_bin_hash(path))
         try:
             model = core.read_model(str(path))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
+            raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
+        self.metadata_text = rt_metadata(model)
+        hint = parse_metadata(self.metadata_text, self.path).runtime if self.metadata_text else None
+        if hint is not None and hint.backend == "openvino":
+            precision, threads = precision or hint.precision, threads or hint.threads
+        self.precision = precision or "f32"
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise InputError(f"{path}: OpenVINO inference precision {self.precision!r}: choose one of "
+                             f"{', '.join(INFERENCE_PRECISIONS)}")
+        # No CPU pinning: on a machine shared with other processes (or other models, as in `optimize`'s
+        # interleaved timing) pinned threads wait for their core; measured on 2 shared cores, yolor-p6 int8
+        # p50 / p90 270 / 549 ms pinned vs 254 / 352 ms unpinned in one interleaved run.
+        config: dict[str, str | int | bool] = {"INFERENCE_PRECISION_HINT": self.precision,
+                                               "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
             self.compiled = core.compile_model(model, device, config if device == "CPU" else {})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._requests.put(self.compiled.create_infer_request())
         self.load_seconds = time.perf_counter() - t0
-        self.name = f"openvino {ov.get_version().split('-')[0]} ({device})"
+        self.name = (f"openvino {ov.get_version().split('-')[0]} ({device}"
+                     f"{'' if self.precision == 'f32' else ', ' + self.precision})")
 
         inputs = self.compiled.inputs
         if len(inputs) != 1 or inputs[0].get_partial_shape().rank.get_length() != 4:
@@ -77,7 +96,6 @@ class OpenVINOBackend:
                                     else np.float32)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self.output_shapes = [_shape(o.get_partial_shape()) for o in self.compiled.outputs]
-        self.metadata_text = rt_metadata(model)
         self.metadata = read_metadata(self.metadata_text, self.path, self.output_names,
                                       _shape(self.compiled.outputs[0].get_partial_shape()), self.input_shape)
 

@@ -1,0 +1,44 @@
+"""The optimize report: the JSON document (`report.json`, read back by `--backend auto` through
+`runtime.report_hint`) and the table printed on the console."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..runtime.report_hint import REPORT_TOOL
+
+FORMAT = 1
+
+
+def report_doc(rows, best, why: str, best_file: str, context: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready report: `context` (model, machine, settings) + rows + the choice."""
+    return {"tool": REPORT_TOOL, "format": FORMAT, **context,
+            "rows": [r.to_dict() for r in rows],
+            "best": {"file": best_file, "candidate": best.name, "runtime": best.runtime, "p50_ms": best.p50,
+                     "speedup": best.speedup, "map50": best.map50, "map": best.map, "drop": best.drop},
+            "why": why}
+
+
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def render_table(doc: dict[str, Any]):
+    """A rich Table of the report's rows."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"optimize: {doc['model']} ({doc['accuracy']['metric']}, {doc['accuracy']['images']} images; "
+                    f"latency {doc['timing']['runs']} interleaved runs, {doc['threads']} threads)")
+    for col in ("candidate", "backend", "precision", "p50 ms", "p90 ms", "speedup", "mAP@0.5", "mAP@.5:.95",
+                "drop", "", "status"):
+        t.add_column(col, justify="left" if col in ("candidate", "backend", "precision", "status", "") else "right")
+    for r in doc["rows"]:
+        mark = ("best" if r["chosen"] else "") + (" pareto" if r["pareto"] else "")
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['reason']}"
+        if r["status"] == "ok" and not r["within_budget"]:
+            status = "over budget"
+        t.add_row(escape(r["name"]), r["backend"], r["precision"], _num(r["p50"], ".1f"), _num(r["p90"], ".1f"),
+                  _num(r["speedup"], ".2f"), _num(r["map50"], ".4f"), _num(r["map"], ".4f"),
+                  _num(r["drop"], "+.2f"), mark.strip(), escape(status),
+                  style="bold green" if r["chosen"] else ("dim" if r["status"] != "ok" else None))
+    return t
