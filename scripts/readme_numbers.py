@@ -7,7 +7,7 @@ model and its ISA flags, so anyone can regenerate it on their machine (--print: 
 
 usage:
   python scripts/readme_numbers.py                 # accuracy rows (~1-2 min on 2 cores)
-  python scripts/readme_numbers.py --speed         # + yolor-p6 @640 latencies (~6-10 min on 2 cores)
+  python scripts/readme_numbers.py --speed         # + every optimize candidate on yolor-p6 @640 (~10 min)
   python scripts/readme_numbers.py --print         # do not touch README.md
 """
 from __future__ import annotations
@@ -58,27 +58,21 @@ def accuracy_rows(d: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def speed_rows() -> list[tuple[str, str]]:
-    """yolor-p6 @640 latencies from scripts/bench_int8.py --openvino (one interleaved run)."""
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_int8.py"), "--openvino", "--runs", "8"],
+def speed_table(runs: int) -> str:
+    """`scripts/bench_optimize.py`'s table: every optimize candidate's latency on yolor-p6 @640 (one
+    interleaved run) and accuracy on the trained shapes model, as the markdown it prints."""
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_optimize.py"), "--runs", str(runs)],
                        capture_output=True, text=True, check=True)
-    med = {}
-    for line in r.stdout.splitlines():
-        line = line.strip()
-        if ": median " in line:
-            name, rest = line.split(": median ")
-            med[name] = float(rest.split()[0])
-    base = med["fp32"]
-    return [(f"yolor-p6 @640, batch 1, 2 threads, {k if k.startswith('openvino') else 'onnxruntime ' + k}: "
-             f"median ms (ratio to ORT fp32)", f"{v:.0f} ({base / v:.2f}x)") for k, v in med.items()]
+    keep = [ln for ln in r.stdout.splitlines() if ln.startswith(("|", "speed:", "pick ", "CPU:"))]
+    return "\n".join(ln if ln.startswith("|") else f"{ln}  " for ln in keep) + "\n"
 
 
-def table(rows: list[tuple[str, str]]) -> str:
+def table(rows: list[tuple[str, str]], extra: str = "") -> str:
     from yolor_deploy.sysinfo import cpu_line
 
     head = (f"Measured by `python scripts/readme_numbers.py` on {dt.date.today().isoformat()}: {cpu_line()}\n\n"
             "| what | number |\n|---|---|\n")
-    return head + "".join(f"| {a} | {b} |\n" for a, b in rows)
+    return head + "".join(f"| {a} | {b} |\n" for a, b in rows) + (f"\n{extra}" if extra else "")
 
 
 def write_readme(block: str, readme: Path = REPO / "README.md") -> None:
@@ -94,14 +88,14 @@ def write_readme(block: str, readme: Path = REPO / "README.md") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--speed", action="store_true", help="also time yolor-p6 @640 (minutes)")
+    p.add_argument("--speed", action="store_true", help="also time every optimize candidate on yolor-p6 @640 "
+                                                         "(scripts/bench_optimize.py; minutes)")
+    p.add_argument("--runs", type=int, default=10, help="interleaved timing rounds with --speed (default 10)")
     p.add_argument("--print", dest="print_only", action="store_true", help="print the table, leave README.md")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="readme-numbers.") as tmp:
         rows = accuracy_rows(Path(tmp))
-    if args.speed:
-        rows += speed_rows()
-    block = table(rows)
+    block = table(rows, speed_table(args.runs) if args.speed else "")
     print(block)
     if not args.print_only:
         write_readme(block)
