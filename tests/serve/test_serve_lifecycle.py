@@ -74,7 +74,8 @@ def test_sigterm_during_a_burst_answers_every_accepted_request_and_exits_0():
     s = Server(trained_onnx(), "--max-batch", "16", "--max-wait-ms", "5000")
     try:
         answers, threads = in_threads(lambda: post(s.url), burst)
-        wait_for_metric(s.url, "yolor_serve_in_flight", burst)  # all accepted, waiting for their batch
+        wait_for_metric(s.url, "yolor_serve_in_flight", burst)  # all accepted ...
+        wait_for_metric(s.url, "yolor_serve_queue_depth", burst)  # ... decoded and queued, waiting for their batch
         signalled = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
         for t in threads:
