@@ -33,6 +33,14 @@ class InputError(YolorDeployError):
     """An input image, video, folder or model file is unusable."""
 
 
+class PixelLimitError(InputError):
+    """An image declares or decodes to `width` x `height` pixels, more than the cap `limit`."""
+
+    def __init__(self, message: str, width: int, height: int, limit: int):
+        super().__init__(message)
+        self.width, self.height, self.limit = width, height, limit
+
+
 def first_line(e: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name when empty), for one-line errors
     about failures inside third-party code (exporters, runtimes, quantizers) whose messages span pages."""

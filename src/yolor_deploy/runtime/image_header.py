@@ -79,10 +79,10 @@ def image_size(head: bytes) -> tuple[int, int] | None:
 
 
 def check_pixels(width: int, height: int, source: str, limit: int | None = None) -> None:
-    """InputError when width * height exceeds the cap (`limit`, default `max_pixels()`)."""
-    from ..errors import InputError
+    """PixelLimitError (an InputError) when width * height exceeds the cap (`limit`, default `max_pixels()`)."""
+    from ..errors import PixelLimitError
 
     cap = limit if limit is not None else max_pixels()
     if width * height > cap:
-        raise InputError(f"{source}: {width}x{height} pixels exceeds the limit of {cap:,} decoded pixels "
-                         f"(raise it with ${ENV_MAX_PIXELS} or --max-pixels)")
+        raise PixelLimitError(f"{source}: {width}x{height} pixels exceeds the limit of {cap:,} decoded pixels "
+                              f"(raise it with ${ENV_MAX_PIXELS} or --max-pixels)", width, height, cap)

@@ -139,9 +139,10 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(buf, str(path))
 
 
-def decode_image(buf: np.ndarray | bytes, source: str) -> np.ndarray:
-    """Decode an encoded image (file bytes) to ndarray[H, W, 3] uint8 BGR, with the pixel cap checked from the
-    header first; InputError naming `source` otherwise. For bytes read elsewhere (object stores)."""
+def decode_image(buf: np.ndarray | bytes, source: str, limit: int | None = None) -> np.ndarray:
+    """Decode an encoded image (file bytes) to ndarray[H, W, 3] uint8 BGR, with the pixel cap (`limit`, default
+    `max_pixels()`) checked from the header first; InputError naming `source` otherwise (PixelLimitError for
+    the cap). For bytes read elsewhere (object stores, HTTP uploads)."""
     buf = np.frombuffer(buf, np.uint8) if isinstance(buf, (bytes, bytearray, memoryview)) else buf
     if buf.size == 0:
         raise InputError(f"{source}: empty file")
@@ -149,11 +150,11 @@ def decode_image(buf: np.ndarray | bytes, source: str) -> np.ndarray:
         raise InputError(f"{source}: {buf.size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
     declared = image_size(buf[:65536].tobytes())
     if declared is not None:  # refused from the header, before a byte is decoded
-        check_pixels(*declared, source=source)
+        check_pixels(*declared, source=source, limit=limit)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise InputError(f"{source}: cannot decode image (corrupt or not an image)")
-    check_pixels(img.shape[1], img.shape[0], source)
+    check_pixels(img.shape[1], img.shape[0], source, limit)
     return to_bgr8(img, source)
 
 

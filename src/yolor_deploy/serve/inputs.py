@@ -1,9 +1,10 @@
 """What a detection request carries, checked: query parameters -> `DetectParams`, uploaded bytes -> BGR images.
 
 Shared by every engine (the local batcher, a Ray deployment): the same rules, the same one-line errors. Images
-are decoded from bytes (never from a path) exactly as `predict` reads a file (`cv2.imdecode`, colour mode, then
-`to_bgr8`), so a request and `predict` on the same file see the same pixels. The decoded-pixel cap is checked from
-the header before a byte is decoded (`runtime.image_header`), and again after decoding for formats it does not parse.
+are decoded from bytes (never from a path) by the decoder `predict` reads files with (`runtime.sources.decode_image`:
+the decoded-pixel cap checked from the header before a byte is decoded, and again after decoding for formats the
+header reader does not parse), so a request and `predict` on the same file see the same pixels; here its errors
+become 400 and 413 answers.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.image_header import ENV_MAX_PIXELS, image_size
-from ..runtime.sources import cv2, to_bgr8
+from ..errors import InputError, PixelLimitError
+from ..runtime.image_header import ENV_MAX_PIXELS
+from ..runtime.sources import decode_image as runtime_decode_image
 
 MAX_DET_LIMIT = 10_000
 PARAM_NAMES = ("conf", "iou", "max_det", "classes")
@@ -103,28 +105,22 @@ def parse_params(items: Iterable[tuple[str, str]], nc: int, defaults: DetectPara
     return DetectParams(conf, iou, max_det, classes)
 
 
-def _too_many_pixels(field: str, w: int, h: int, cap: int) -> RequestError:
-    return RequestError(413, "too_many_pixels", f"{field}: {w}x{h} pixels exceeds the limit of {cap:,} decoded "
-                                                f"pixels (the server's --max-pixels or ${ENV_MAX_PIXELS})")
-
-
 def decode_image(data: bytes, field: str, max_pixels: int) -> np.ndarray:
-    """Encoded image bytes -> ndarray[H, W, 3] uint8 BGR, as `predict` decodes a file.
+    """Encoded image bytes -> ndarray[H, W, 3] uint8 BGR, by the runtime's own decoder (`predict`'s).
 
     RequestError 400 (empty, undecodable) or 413 (more than `max_pixels` decoded pixels, refused from the
     header before decoding where the format is one `image_header` parses), naming `field`.
     """
     if not data:
         raise RequestError(400, "bad_image", f"{field}: empty upload")
-    declared = image_size(data[:65536])
-    if declared is not None and declared[0] * declared[1] > max_pixels:
-        raise _too_many_pixels(field, declared[0], declared[1], max_pixels)
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        raise RequestError(400, "bad_image", f"{field}: cannot decode image (corrupt or not an image)")
-    if img.shape[0] * img.shape[1] > max_pixels:
-        raise _too_many_pixels(field, img.shape[1], img.shape[0], max_pixels)
-    return to_bgr8(img, field)
+    try:
+        return runtime_decode_image(data, field, limit=max_pixels)
+    except PixelLimitError as e:
+        raise RequestError(413, "too_many_pixels", f"{field}: {e.width}x{e.height} pixels exceeds the limit of "
+                                                   f"{e.limit:,} decoded pixels (the server's --max-pixels or "
+                                                   f"${ENV_MAX_PIXELS})") from None
+    except InputError as e:
+        raise RequestError(400, "bad_image", str(e)) from None
 
 
 def decode_images(blobs: Sequence[bytes], max_pixels: int, field: str = "image") -> list[np.ndarray]:
