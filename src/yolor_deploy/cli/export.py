@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
         if e.report is not None:
             console.print(report_table(e.report))
             failed = out.with_name(out.stem + ".failed.onnx")
-            console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {failed}"
-                          + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
+            if failed.exists():
+                console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {failed}"
+                              + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
         raise
     if result.report is not None:
         console.print(report_table(result.report))
