@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_backend_arguments, add_inference_size_argument
+from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint
 
 HELP = "serve a model over HTTP: detect, health/ready probes, Prometheus metrics, dynamic batching"
 DESCRIPTION = """\
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                              timeout_s=args.timeout_s,
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
-                           imgsz=args.imgsz)
+                           imgsz=args.imgsz, hint=runtime_hint(args, args.model))
     if args.engine == "ray":
         from ..distributed.cluster import import_ray
 
