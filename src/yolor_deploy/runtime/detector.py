@@ -7,6 +7,7 @@ of all YOLOR strides); a static-shape ONNX model letterboxes to its fixed input 
 """
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 import warnings
@@ -104,6 +105,10 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         own = ort_backend.runtime_hint() if auto and hint is None and providers is None else None
         if own is None or own.backend not in fits or own.backend == "onnxruntime":
             return ort_backend
+        if importlib.util.find_spec("openvino") is None:
+            warnings.warn(f"{path}: the model's metadata asks for OpenVINO ({own.precision}), which is not "
+                          f"installed; running on ONNX Runtime", RuntimeWarning, stacklevel=3)
+            return ort_backend
         kind = own.backend  # auto, and the model's own metadata says it runs in OpenVINO (which reads the rest)
     if kind == "openvino":
         from .openvino_backend import OpenVINOBackend
@@ -121,8 +126,8 @@ class Detector:
     picks the runtime for a path (`open_backend`; auto follows the model's own metadata, or `hint` when
     given: e.g. `read_report_hint("report.json", model)` for a model an optimize report measured).
     Thresholds and NMS options as upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to
-    dynamic models only; default: the export size from the metadata, else 640. `batch_size`: images per backend call
-    (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
+    dynamic models only; default: the export size from the metadata, else 640. `batch_size`: images per
+    backend call (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
     holds those of the latest call.
     """
 
