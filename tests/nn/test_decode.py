@@ -65,3 +65,32 @@ def test_make_grid_cell_offsets():
     want = np.array([[[0, 0], [1, 0], [2, 0]], [[0, 1], [1, 1], [2, 1]]], dtype=np.float32)
     np.testing.assert_array_equal(g[0, 0].numpy(), want)
     assert make_grid(2, 1, torch.float64).dtype == torch.float64
+
+
+def test_make_grid_and_decode_stay_on_the_maps_device():
+    """On the meta device (no data): a grid or an anchor left on the CPU would not mix with the maps."""
+    meta = torch.device("meta")
+    assert make_grid(3, 2, device=meta).device == meta
+    maps = [torch.empty(1, 2 * 6, 4, 3, device=meta)]
+    pred, raw = Decode(2, 6)(maps, torch.ones(1, 2, 2, device=meta), [8.0])
+    assert pred.device == meta and pred.shape == (1, 2 * 12, 6) and raw[0].shape == (1, 2, 4, 3, 6)
+
+
+def test_make_grid_warns_nothing():
+    """meshgrid without an explicit indexing= warns on every call (and 'xy' would swap the axes)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_grid(4, 2)
+
+
+def test_decode_takes_anchors_in_the_maps_dtype():
+    """float16 maps with float32 anchors decode as with the anchors rounded to float16 first."""
+    rng = np.random.default_rng(2)
+    maps = [torch.from_numpy(rng.normal(0, 2, (1, 2 * 6, 3, 4)).astype(np.float16))]
+    anchors = torch.from_numpy(rng.uniform(5, 90, (1, 2, 2)).astype(np.float32)) + 0.0123
+    pred32, _ = Decode(2, 6)(maps, anchors, [16.0])
+    pred16, _ = Decode(2, 6)(maps, anchors.half(), [16.0])
+    assert pred32.dtype == torch.float16
+    np.testing.assert_array_equal(pred32.numpy(), pred16.numpy())

@@ -66,8 +66,8 @@ def test_letterbox_odd_padding_goes_bottom_right(shape, new, tblr):
 
 def test_letterbox_colour_int_and_tuple():
     img = np.full((10, 20, 3), 7, np.uint8)
-    out = letterbox(img, (20, 20), color=0, auto=False)
-    assert out.image[0, 0].tolist() == [0, 0, 0] and out.image[5:15].min() == 7
+    out = letterbox(img, (20, 20), color=50, auto=False)
+    assert out.image[0, 0].tolist() == [50, 50, 50] and out.image[5:15].min() == 7
     out = letterbox(img, (20, 20), color=(1, 2, 3), auto=False)
     assert out.image[0, 0].tolist() == [1, 2, 3] and out.image[-1, -1].tolist() == [1, 2, 3]
 
@@ -102,3 +102,17 @@ def test_letterbox_resizes_bilinearly():
     assert out.image.shape == (10, 10, 3) and out.pad == (0.0, 0.0)
     want = bilinear_half_pixel(img, 10, 10)
     assert np.abs(out.image.astype(np.float64) - want).max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "shape, new, unpad",
+    [
+        ((1, 4), (2, 3), (3, 1)),  # resized to 3 wide: its new width equals the channel count
+        ((2, 1), 1, (1, 1)),  # resized to 1x1 although one side keeps its size
+    ],
+)
+def test_letterbox_resizes_whenever_the_size_changes(shape, new, unpad):
+    img = np.full((*shape, 3), 7, np.uint8)
+    out = letterbox(img, new, auto=False)
+    assert out.image.shape[:2] == ((new, new) if isinstance(new, int) else new)
+    assert (out.image == 7).all(-1).sum() == unpad[0] * unpad[1]
