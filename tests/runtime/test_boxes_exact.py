@@ -16,8 +16,11 @@ XYWH = np.array([[10.0, 20.0, 40.0, 60.0], [0.0, 0.0, 3.0, 1.0]])
 @pytest.mark.parametrize("src", ["xyxy", "cxcywh", "xywh"])
 @pytest.mark.parametrize("dst", ["xyxy", "cxcywh", "xywh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_box_convert_exact(src, dst, dtype):
+@pytest.mark.parametrize("batched", [False, True])
+def test_box_convert_exact(src, dst, dtype, batched):
     table = {"xyxy": XYXY, "cxcywh": CXCYWH, "xywh": XYWH}
+    if batched:  # ndarray[B, N, 4]: the last axis, not axis 1
+        table = {k: np.stack((v, v[::-1])) for k, v in table.items()}
     inp = table[src].astype(dtype)
     before = inp.copy()
     out = box_convert(inp, src, dst)

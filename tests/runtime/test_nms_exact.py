@@ -2,10 +2,12 @@
 the random comparisons against a plain reference are in test_runtime_nms.py."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from yolor_deploy.runtime.nms import MAX_NMS, non_max_suppression
+from yolor_deploy.runtime.nms import MAX_NMS, batched_nms, nms, non_max_suppression
 
 
 def row(cx, cy, w, h, obj, *cls):
@@ -91,3 +93,58 @@ def test_max_nms_cut_keeps_input_order_among_ties():
     pred[0, -10:, 0] = 1000 + 100 * np.arange(10)
     (det,) = non_max_suppression(pred)
     np.testing.assert_allclose(det, [[90, 90, 110, 110, 0.9, 0]], rtol=1e-6)
+
+
+def test_batched_nms_empty_is_int64():
+    for f in (lambda: batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), 0.5),
+              lambda: nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5)):
+        k = f()
+        assert k.dtype == np.int64 and k.shape == (0,)
+
+
+def test_batched_nms_class_offset_exceeds_a_span_over_4096():
+    """Boxes spanning 5000 px: the class offset must exceed the span, or a class-1 box at the minimum corner
+    lands on a class-0 box at the maximum corner (with an offset of span - 1: IoU 1/3.5)."""
+    boxes = np.array([[4998.5, 4998.5, 5000.0, 5000.0], [0.0, 0.0, 1.5, 1.5]])
+    k = batched_nms(boxes, np.array([0.9, 0.8]), np.array([0, 1]), 0.2)
+    assert k.tolist() == [0, 1]
+
+
+def test_batched_nms_class_offset_with_negative_coordinates():
+    """Coordinates from -3000 to 3000: the span is 6000 (max - min), not max + min."""
+    boxes = np.array([[1096.0, 1096.0, 2096.0, 2096.0], [-3000.0, -3000.0, -2000.0, -2000.0],
+                      [2900.0, 2900.0, 3000.0, 3000.0]])
+    k = batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.5)
+    assert k.tolist() == [0, 1, 2]
+
+
+def test_nms_zero_area_boxes_without_warnings():
+    """0/0 IoUs (empty boxes) count as no overlap, silently."""
+    boxes = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        k = nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
+        kb = batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), 0.5)
+    assert k.tolist() == [0, 1, 2] and kb.tolist() == [0, 1, 2]
+
+
+def py_iou(a, b) -> float:
+    """In Python floats (float64), from the float32 corners."""
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+@pytest.mark.parametrize("pair, kept", [
+    # IoU just under 0.45 in float64 (float32 arithmetic would put it over)
+    ([[214.6771240234375, 342.91790771484375, 318.0192565917969, 525.264892578125],
+      [253.8758544921875, 342.91790771484375, 357.2179870605469, 525.2649536132812]], [0, 1]),
+    # just over 0.45 in float64 (float32 arithmetic would put it under)
+    ([[53.361385345458984, 589.1655883789062, 229.06610107421875, 601.024169921875],
+      [120.00800323486328, 589.1655883789062, 295.71270751953125, 601.024169921875]], [0]),
+])
+def test_nms_decides_float32_boxes_in_float64(pair, kept):
+    boxes = np.array(pair, np.float32)
+    assert (py_iou(*boxes) > 0.45) == (kept == [0])
+    assert nms(boxes, np.array([0.9, 0.8], np.float32), 0.45).tolist() == kept
