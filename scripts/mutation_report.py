@@ -3,7 +3,8 @@
 Reads mutmut's verdicts from mutants/**/*.py.meta and the equivalent mutants listed, with their reason and
 the mutated line, in scripts/mutation_equivalent.toml. A listed mutant counts as equivalent only while it
 survives and its mutated line is still the one recorded (`mutmut show`); otherwise it is reported as stale.
-Score = (killed + timeout) / (mutants - equivalent), the equivalent ones excluded, as the issue asks.
+Score = (killed + timeout + crashed) / (mutants - equivalent): a timeout is a mutant that hangs the tests (a
+mutated loop), crashed one that kills the test process (a segfault in the exporter): both are detected.
 
     python scripts/mutation_report.py [--wall SECONDS] [--out mutation-report.md]
 """
@@ -89,7 +90,7 @@ def main() -> int:
             elif name in equivalent:
                 stale.append(f"{name}: listed as equivalent but {status}")
             c[status] += 1
-            if status not in ("killed", "timeout"):
+            if status not in ("killed", "timeout", "segfault"):
                 survivors.append((name, status, mutated_lines(mutant_show(name))))
         c["total"] = sum(v for k, v in c.items() if k != "total")
         rows.append((src, c))
@@ -98,7 +99,7 @@ def main() -> int:
 
     def score(c: Counter) -> float:
         denom = c["total"] - c["equivalent"]
-        return (c["killed"] + c["timeout"]) / denom if denom else 1.0
+        return (c["killed"] + c["timeout"] + c["segfault"]) / denom if denom else 1.0
 
     from importlib.metadata import version
 
@@ -106,12 +107,14 @@ def main() -> int:
     out = [f"# Mutation testing report ({now})", "",
            f"mutmut {version('mutmut')}, Python {sys.version.split()[0]}, CPU: {cpu_model()}"
            + (f", wall time of the run: {args.wall:.0f} s" if args.wall is not None else ""), "",
-           "Score = (killed + timeout) / (mutants - equivalent); target >= 95 %.", "",
-           "| file | mutants | killed | timeout | survived | no tests | equivalent | score |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "Score = (killed + timeout + crashed) / (mutants - equivalent); target >= 95 %.", "",
+           "| file | mutants | killed | timeout | crashed | survived | other | equivalent | score |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    known = ("total", "killed", "timeout", "segfault", "survived", "equivalent")
     for src, c in rows:
-        out.append(f"| {src} | {c['total']} | {c['killed']} | {c['timeout']} | {c['survived']} | {c['no tests']} | "
-                   f"{c['equivalent']} | {100 * score(c):.1f} % |")
+        other = sum(v for k, v in c.items() if k not in known)
+        out.append(f"| {src} | {c['total']} | {c['killed']} | {c['timeout']} | {c['segfault']} | {c['survived']} | "
+                   f"{other} | {c['equivalent']} | {100 * score(c):.1f} % |")
     out += ["", f"## Survivors not listed as equivalent ({len(survivors)})", ""]
     out += [f"- `{n}` ({s}): `{' / '.join(lines)}`" for n, s, lines in survivors] or ["none"]
     out += ["", f"## Equivalent mutants ({len(equiv_rows)})", ""]
