@@ -77,12 +77,18 @@ def test_make_grid_and_decode_stay_on_the_maps_device():
 
 
 def test_make_grid_warns_nothing():
-    """meshgrid without an explicit indexing= warns on every call (and 'xy' would swap the axes)."""
+    """meshgrid without an explicit indexing= warns (and 'xy' would swap the axes). torch warns once per
+    process: warn_always makes every call show it, whatever ran before."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        make_grid(4, 2)
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            make_grid(4, 2)
+    finally:
+        torch.set_warn_always(always)
 
 
 def test_decode_takes_anchors_in_the_maps_dtype():
