@@ -150,8 +150,6 @@ def test_nms_modules_registry():
     assert (head.conf_thres, head.iou_thres, head.max_det) == (0.25, 0.45, 300)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: k = min(max_det, C*N) is traced as a constant from the export "
-                   "example; at run time C*N < max_det makes TopK fail (a 1-class model at a small input size)")
 def test_onnx_nms_runs_with_fewer_class_boxes_than_max_det():
     sess = ort.InferenceSession(export(OnnxNMS(0.25, 0.45, 300), 512, 6), providers=["CPUExecutionProvider"])
     pred = clustered_pred(np.random.default_rng(4), 1, 252, 1)  # 3 levels of a 64x64 input: 3 * (64 + 16 + 4)

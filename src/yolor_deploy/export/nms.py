@@ -4,7 +4,7 @@
   by definition), then top-`max_det` over all classes per image, padded.
 - `TrtNMS`: one `TRT::EfficientNMS_TRT` plugin node (TensorRT >= 8).
 Both take the decoded `[B, N, 5+nc]` prediction and return num_dets [B,1], boxes [B,K,4] xyxy,
-scores [B,K], classes [B,K]; rows at or after num_dets are padding (zeros).
+scores [B,K], classes [B,K] with K = max_det; rows at or after num_dets are padding (zeros).
 """
 from __future__ import annotations
 
@@ -55,8 +55,11 @@ class OnnxNMS(_NMSHead):
         # selected (batch, class, box) -> a dense [B, C*N] score map, then top max_det per image
         flat_sel = sel[:, 0] * (c * n) + sel[:, 1] * n + sel[:, 2]
         flat_scores = per_class.reshape(-1)
-        kept = torch.zeros_like(flat_scores).scatter(0, flat_sel, flat_scores.gather(0, flat_sel))
-        top_scores, top_idx = kept.view(b, c * n).topk(min(self.max_det, c * n), dim=1)
+        kept = torch.zeros_like(flat_scores).scatter(0, flat_sel, flat_scores.gather(0, flat_sel)).view(b, c * n)
+        # max_det zero columns after the C*N scores: TopK's k is a constant of the graph, and at run time C*N
+        # may be below max_det (few classes, a small dynamic input); padding picks are masked out below
+        pad = (kept[:, :1] * 0).expand(b, self.max_det)
+        top_scores, top_idx = torch.cat((kept, pad), 1).topk(self.max_det, dim=1)
         valid = top_scores > 0
         box_idx = (top_idx % n).unsqueeze(-1).expand(-1, -1, 4)
         out_boxes = boxes.gather(1, box_idx) * valid.unsqueeze(-1)
