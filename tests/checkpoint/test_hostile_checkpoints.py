@@ -59,7 +59,7 @@ from helpers.hostile_checkpoints import (
     torchscript_file,
 )
 from yolor_deploy.checkpoint import limits, load_checkpoint, save_checkpoint
-from yolor_deploy.checkpoint.unpickler import safe_torch_load
+from yolor_deploy.checkpoint.archive import read_checkpoint as safe_torch_load
 from yolor_deploy.cli.main import main as cli_main
 from yolor_deploy.errors import CheckpointError, UnsafePickleError
 from yolor_deploy.nn.registry import default_names

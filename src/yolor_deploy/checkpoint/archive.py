@@ -27,7 +27,9 @@ import torch
 
 from ..errors import CheckpointError, UnsafePickleError, first_line
 from . import limits
-from .unpickler import LoadContext, Storage, StorageType, Unpickler, clip, is_stand_in_class
+from .budget import LoadContext
+from .inert import Storage, StorageType, clip, is_stand_in_class
+from .unpickler import Unpickler
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001

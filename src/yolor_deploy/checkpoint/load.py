@@ -20,10 +20,10 @@ from ..errors import CheckpointError, ConfigError, first_line
 from ..fs import file_sha256
 from ..nn.model import YOLORModel
 from ..nn.registry import VARIANTS, build_model, default_names, list_variants, parse_config
-from .archive import one_line
+from .archive import one_line, read_checkpoint
+from .inert import StandIn, clip
 from .state import load_strict, stand_in_modules, stand_in_state_dict, state_differences, to_fp32
 from .train_size import training_size, valid_size
-from .unpickler import StandIn, clip, safe_torch_load
 
 OUR_FORMAT = "yolor-deploy"
 
@@ -184,7 +184,7 @@ def load_checkpoint(path: str | Path, cfg: str | Path | None = None) -> YOLORMod
     """Load any supported YOLOR checkpoint into our own model: fp32, eval mode, no grad.
     Every failure is a one-line `CheckpointError` naming the file."""
     path = Path(path)
-    ckpt = safe_torch_load(path)
+    ckpt = read_checkpoint(path)
     try:
         model = _from_object(ckpt, path, cfg)
         model.source = str(path)
