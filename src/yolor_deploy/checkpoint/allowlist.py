@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, UnsafePickleError
+from ..errors import CheckpointError, UnsafePickleError, first_line
 from . import limits
 from .budget import LoadContext
 from .inert import STORAGE_DTYPES, SafeCall, Storage, StorageType, clip, stand_in
@@ -183,7 +183,11 @@ def _torch_size(ctx, dims=()):
 def _torch_device(ctx, kind, index=None):
     if type(kind) is not str or len(kind) > 32 or (index is not None and type(index) is not int):
         raise CheckpointError(f"torch.device of {clip((kind, index))}")
-    return torch.device(kind) if index is None else torch.device(kind, _int(index, "a device index", 0, 1 << 16))
+    index = None if index is None else _int(index, "a device index", 0, 1 << 16)
+    try:
+        return torch.device(kind) if index is None else torch.device(kind, index)
+    except RuntimeError as e:  # torch's own parse of the device string ("cuda:abc")
+        raise CheckpointError(f"torch.device of {clip((kind, index))}: {first_line(e, 100)}") from None
 
 
 def _np_checked_dtype(d, what: str) -> np.dtype:

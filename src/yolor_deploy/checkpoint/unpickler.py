@@ -27,6 +27,7 @@ Errors raised here are `CheckpointError`s without the file name; `archive.read_c
 from __future__ import annotations
 
 import collections
+import inspect
 import pickle
 import struct
 
@@ -58,24 +59,32 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def persistent_load(self, pid):
         return self.ctx.persistent_load(self.ctx, pid)
 
+    def _need(self, n: int) -> None:
+        """Stack underflow in our opcodes is the file's fault (the stdlib's own: see `_build_dispatch`)."""
+        if len(self.stack) < n:
+            raise pickle.UnpicklingError(f"unpickling stack underflow ({len(self.stack)} of {n} items)")
+
     # -- calls and state --
     def load_reduce(self):
+        self._need(2)
         stack = self.stack
         args = stack.pop()
         func = stack[-1]
         if type(args) is not tuple:
             raise CheckpointError(f"REDUCE with arguments {clip(args)}, not a tuple")
         if isinstance(func, SafeCall):
-            try:
-                stack[-1] = func.fn(self.ctx, *args)
+            try:  # the arity is checked apart: a TypeError inside a constructor would be a bug of ours
+                inspect.signature(func.fn).bind(self.ctx, *args)
             except TypeError as e:
                 raise CheckpointError(f"{func.name} called with unexpected arguments {clip(args)}: {e}") from None
+            stack[-1] = func.fn(self.ctx, *args)
         elif is_stand_in_class(func):
             stack[-1] = func.__new__(func)
         else:
             raise UnsafePickleError(f"refusing to call {clip(func)}: not an allowlisted constructor")
 
     def load_newobj(self):
+        self._need(2)
         args = self.stack.pop()
         cls = self.stack[-1]
         if not is_stand_in_class(cls) or type(args) is not tuple:
@@ -83,12 +92,14 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
         self.stack[-1] = cls.__new__(cls)
 
     def load_newobj_ex(self):
+        self._need(3)
         kwargs = self.stack.pop()
         if type(kwargs) is not dict:
             raise CheckpointError("NEWOBJ_EX without keyword arguments")
         self.load_newobj()
 
     def load_build(self):
+        self._need(2)
         stack = self.stack
         state = stack.pop()
         inst = stack[-1]
@@ -115,6 +126,7 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
         return obj
 
     def load_setitem(self):
+        self._need(3)
         value, key = self.stack.pop(), self.stack.pop()
         check_key(key, "a dict")
         self._target((dict, collections.OrderedDict), "SETITEM")[key] = value
@@ -137,6 +149,7 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
         self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
 
     def load_append(self):
+        self._need(2)
         value = self.stack.pop()
         self._target((list,), "APPEND").append(value)
 
@@ -157,6 +170,7 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
         self.append(frozenset(items))
 
     def load_put(self):  # text PUT: any integer; kept to the range of LONG_BINPUT (memo keys must not collide)
+        self._need(1)
         i = int(self.readline()[:-1])
         if not 0 <= i < 1 << 32:
             raise CheckpointError(f"PUT to memo index {clip(i)}")
@@ -176,6 +190,14 @@ class Unpickler(pickle._Unpickler):  # type: ignore[name-defined]
         raise UnsafePickleError(f"refusing pickle opcode {_REFUSED_OPCODES[code]}")
 
 
+def _raised_in_stdlib_pickle(e: BaseException) -> bool:
+    """Whether `e` was raised by the code of Python's `pickle` module itself (not by ours it called)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == pickle.__file__
+
+
 def _build_dispatch() -> dict:
     base = pickle._Unpickler.dispatch  # type: ignore[attr-defined]
     ours = {
@@ -191,7 +213,12 @@ def _build_dispatch() -> dict:
     def counted(fn):
         def op(self):
             self.ctx.tick()
-            fn(self)
+            try:
+                fn(self)
+            except IndexError as e:
+                if _raised_in_stdlib_pickle(e):  # its handlers index an empty stack/metastack or a short read
+                    raise pickle.UnpicklingError("unpickling stack underflow or truncated opcode") from None
+                raise  # ours: a bug, not the file's fault
         return op
 
     def refused(code):
