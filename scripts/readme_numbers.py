@@ -3,7 +3,9 @@
 Everything is measured in this run, on the bundled trained model (3 shape classes, 20 labelled images at
 its training size 256) and, with --speed, on yolor-p6 @640 with seeded random weights (speed only). The
 table goes between `<!-- numbers:begin -->` and `<!-- numbers:end -->` in README.md, headed by the CPU
-model and its ISA flags, so anyone can regenerate it on their machine (--print: print only).
+model and its ISA flags, so anyone can regenerate it on their machine (--print: print only). Its last line is
+a stamp, `<!-- numbers:stamp sha256=H date=D -->`: H the SHA-256 of the lines above it (date and CPU included),
+so a hand-edited number or a stale block no longer matches (`check_block`, tests/project/test_readme.py).
 
 usage:
   python scripts/readme_numbers.py                 # accuracy rows (~1-2 min on 2 cores)
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- numbers:begin -->", "<!-- numbers:end -->"
+STAMP = re.compile(r"<!-- numbers:stamp sha256=([0-9a-f]{64}) date=(\d{4}-\d{2}-\d{2}) -->\n\Z")
+HEADER = re.compile(r"\AMeasured by `python scripts/readme_numbers\.py` on (\d{4}-\d{2}-\d{2}): (.+)\n")
 
 
 def accuracy_rows(d: Path) -> list[tuple[str, str]]:
@@ -67,12 +73,44 @@ def speed_table(runs: int) -> str:
     return "\n".join(ln if ln.startswith("|") else f"{ln}  " for ln in keep) + "\n"
 
 
-def table(rows: list[tuple[str, str]], extra: str = "") -> str:
+def table(rows: list[tuple[str, str]], extra: str = "", date: str | None = None) -> str:
+    """The block: header (date, CPU and ISA flags), the rows, `extra` (the speed table), and its stamp."""
     from yolor_deploy.sysinfo import cpu_line
 
-    head = (f"Measured by `python scripts/readme_numbers.py` on {dt.date.today().isoformat()}: {cpu_line()}\n\n"
+    date = date or dt.date.today().isoformat()
+    head = (f"Measured by `python scripts/readme_numbers.py` on {date}: {cpu_line()}\n\n"
             "| what | number |\n|---|---|\n")
-    return head + "".join(f"| {a} | {b} |\n" for a, b in rows) + (f"\n{extra}" if extra else "")
+    body = head + "".join(f"| {a} | {b} |\n" for a, b in rows) + (f"\n{extra}" if extra else "")
+    return body + stamp(body, date)
+
+
+def stamp(body: str, date: str) -> str:
+    return f"<!-- numbers:stamp sha256={hashlib.sha256(body.encode()).hexdigest()} date={date} -->\n"
+
+
+def check_block(block: str) -> str | None:
+    """None when `block` (the text between the markers) is exactly what `table` wrote: a header with a date and
+    a CPU line, the stamp's date equal to the header's, the stamp's hash that of everything above it; else
+    what is wrong."""
+    m = STAMP.search(block)
+    if m is None:
+        return "no stamp line (<!-- numbers:stamp ... -->) at the end: not written by scripts/readme_numbers.py"
+    body = block[:m.start()]
+    head = HEADER.match(body)
+    if head is None:
+        return "no 'Measured by `python scripts/readme_numbers.py` on DATE: CPU' header"
+    if head[1] != m[2]:
+        return f"the header's date {head[1]} is not the stamp's {m[2]}"
+    if " ISA " not in head[2]:
+        return f"the header names no CPU ISA flags: {head[2]!r}"
+    if hashlib.sha256(body.encode()).hexdigest() != m[1]:
+        return "the numbers differ from what the script wrote (edited by hand?): rerun scripts/readme_numbers.py"
+    return None
+
+
+def readme_block(readme: Path = REPO / "README.md") -> str:
+    """The text between the markers."""
+    return readme.read_text().split(BEGIN, 1)[1].split(END, 1)[0].removeprefix("\n")
 
 
 def write_readme(block: str, readme: Path = REPO / "README.md") -> None:

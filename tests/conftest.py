@@ -1,7 +1,14 @@
 """pytest hooks and autouse fixtures only; shared helpers live in the `helpers` package."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# CI sets this: a test that cannot run here (a missing extra such as `[ray]`, a missing module) fails instead of
+# skipping quietly; only a skip whose reason starts with "machine:" (what the hardware lacks) stays a skip.
+REQUIRE_ALL = "YOLOR_REQUIRE_ALL"
+MACHINE_REASON = "machine:"
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +35,28 @@ def pytest_report_header(config):
     from yolor_deploy.sysinfo import cpu_line
 
     return [f"cpu: {cpu_line()}"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_quiet_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_quiet_skip(outcome.get_result())  # a module-level pytest.importorskip
+
+
+def _fail_quiet_skip(report) -> None:
+    """With YOLOR_REQUIRE_ALL=1, a skip (other than "machine: ...") becomes a failure that says why."""
+    if not report.skipped or os.environ.get(REQUIRE_ALL) != "1" or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if reason.removeprefix("Skipped: ").startswith(MACHINE_REASON):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"{REQUIRE_ALL}=1: this would have been skipped ({reason}); install what it needs "
+                       f"(pip install -e '.[export,runtime,serve,ray,optimize,dev]'), or say '{MACHINE_REASON} ...' "
+                       f"when the hardware lacks something")

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from helpers.fixtures import FIXTURES, REPO
 from helpers.fuzz import DERANDOMIZE, examples
 from yolor_deploy.cfg.darknet import LAYER_TYPES, DarknetSpec, parse_darknet_cfg
-from yolor_deploy.cfg.yaml_cfg import LAYERS, MAX_PARAMS, YamlSpec, parse_yaml_cfg
+from yolor_deploy.cfg.plain import MAX_PARAMS
+from yolor_deploy.cfg.yaml_cfg import LAYERS, YamlSpec, parse_yaml_cfg
 from yolor_deploy.errors import ConfigError
 
 PAPER = REPO / "src" / "yolor_deploy" / "configs" / "paper"
@@ -92,7 +93,7 @@ def test_fuzz_paper_dicts(data):
         if isinstance(d, dict) and d:
             mutate(data, d)
     spec = outcome(parse_yaml_cfg, d)
-    assert spec is None or (isinstance(spec, YamlSpec) and 0 < spec.params <= MAX_PARAMS)
+    assert spec is None or (isinstance(spec, YamlSpec) and spec.layers)
 
 
 YAML_JUNK = st.text(alphabet="[]{}:,&*!|>-#'\"%@`?~ \t.0123456789eEnaNI_xyzConvDetc", max_size=12)
@@ -126,7 +127,7 @@ def test_fuzz_paper_yaml_text(data, tmp_path_factory):
     p = tmp_path_factory.mktemp("fuzz") / "m.yaml"
     p.write_text("\n".join(lines) + "\n")
     spec = outcome(parse_yaml_cfg, p)
-    assert spec is None or 0 < spec.params <= MAX_PARAMS
+    assert spec is None or (isinstance(spec, YamlSpec) and spec.layers)
 
 
 CFG_VALUES = st.one_of(
@@ -187,7 +188,7 @@ NEAR = st.one_of(st.integers(-4, 40), st.sampled_from([64, 128, 256, 512, 1024, 
 @settings(max_examples=examples(60), deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_parsed_paper_configs_build(data):
-    """Whatever the schema lets through builds, and has exactly the parameters the parser computed."""
+    """Whatever the schema lets through builds (on the meta device, where `build_model` counts parameters)."""
     torch = pytest.importorskip("torch")
     from yolor_deploy.nn.registry import build_model
 
@@ -199,13 +200,13 @@ def test_fuzz_parsed_paper_configs_build(data):
         return
     with torch.device("meta"):
         model = build_model(spec)
-    assert model.num_params() == spec.params
+    assert 0 < model.num_params() <= MAX_PARAMS
 
 
 @settings(max_examples=examples(40), deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_parsed_darknet_cfgs_build(data):
-    """Same for darknet cfgs: what parses builds, with the parameters the checker computed."""
+    """Same for darknet cfgs: what parses builds."""
     torch = pytest.importorskip("torch")
     from yolor_deploy.nn.registry import build_model
 
@@ -220,4 +221,4 @@ def test_fuzz_parsed_darknet_cfgs_build(data):
         return
     with torch.device("meta"):
         model = build_model(spec)
-    assert model.num_params() == spec.params
+    assert 0 < model.num_params() <= MAX_PARAMS

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 
-import cv2
-
-from helpers.runtime_data import horses
-from helpers.runtime_models import model_path, tiny_module
+from helpers.runtime_models import model_path
 from yolor_deploy.cli.main import main
 
 
@@ -26,24 +23,25 @@ def test_bench_prints_stage_split_and_writes_json(tmp_path, capsys):
     assert doc["runs"] == 3 and m["throughput_img_s"] > 0
 
 
-def test_bench_two_models_gives_a_ratio(tmp_path, capsys, monkeypatch):
-    """A checkpoint and an ONNX model in the same run (the checkpoint: our tiny module saved whole,
-    loaded through a stand-in for yolor_deploy.checkpoint.load_checkpoint)."""
+def test_bench_two_models_gives_a_ratio(tmp_path, capsys):
+    """A checkpoint (the bundled trained YOLOR, loaded by the torch backend's real loader) and its ONNX export in
+    the same run."""
     import torch
 
-    import yolor_deploy.runtime.torch_backend as bt
+    from helpers.trained_onnx import trained_onnx
+    from yolor_deploy.assets import sample_image, trained_checkpoint
 
-    ckpt = tmp_path / "tiny.pt"
-    torch.save({"state": tiny_module().state_dict()}, ckpt)
-    monkeypatch.setattr(bt.TorchBackend, "_load", staticmethod(lambda path, cfg: tiny_module()))
-    img = tmp_path / "h.jpg"
-    cv2.imwrite(str(img), horses())
-    assert main(["bench", str(ckpt), str(model_path("dynamic")), "--imgsz", "320", "--runs", "2",
-                 "--warmup", "1", "--image", str(img), "--threads", "1"]) == 0
+    ckpt, onnx_model = trained_checkpoint(), trained_onnx()
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(ckpt), str(onnx_model), "--imgsz", "256", "--runs", "2", "--warmup", "1",
+                 "--image", str(sample_image()), "--threads", "1", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "pytorch" in text and "onnxruntime" in text
-    assert (f"ratio {ckpt} [pytorch {torch.__version__} (cpu)] / {model_path('dynamic')} "
+    assert (f"ratio {ckpt} [pytorch {torch.__version__} (cpu)] / {onnx_model} "
             f"[onnxruntime (CPUExecutionProvider)]: total p50") in text.replace("\n", "")
+    models = json.loads(out.read_text())["models"]
+    assert [m["input"] for m in models] == [[1, 3, 192, 256]] * 2  # 640x480 at 256, padded to x64
+    assert all(m["stages_ms"]["infer"]["p50"] > 0 for m in models)
 
 
 def test_bench_bad_arguments(tmp_path, capsys):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from helpers.serve_checks import assert_same, check_refusals, images, post
-from helpers.serve_server import IMGSZ, Server, trained_onnx
+from helpers.serve_server import IMGSZ, Server, metric, metrics, trained_onnx
 from yolor_deploy.assets import sample_image
 from yolor_deploy.cli.main import main
 from yolor_deploy.runtime import Detector
@@ -147,3 +147,29 @@ def test_a_bad_model_is_one_line_before_ray_starts(tmp_path, capsys):
     assert main(["serve", str(bad), "--engine", "ray"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}"), lines
+
+
+def test_the_ray_queue_counts_images_like_the_plain_server():
+    """--max-queue counts images in both engines: one replica taking 2 images at a time (--max-batch 1), --max-queue
+    4. A 4-image request fits (2 running, 2 waiting); a second 4-image request sent while they wait is refused
+    (only 2 images of room), although only one request waits: the plain server's 503 and message."""
+    s = Server(trained_onnx(), "--engine", "ray", "--replicas", "1", "--max-batch", "1", "--max-wait-ms", "0",
+               "--max-queue", "4", "--max-images", "4", "--imgsz", "2048", "--port", str(free_port()),
+               ready_timeout=150)
+    try:
+        four = images()[:4]
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(post, s.url, four, None, 300)
+            deadline = time.monotonic() + 60
+            while metric(metrics(s.url), "yolor_serve_queue_depth") != 4:  # its 4 images sent to the replica
+                assert time.monotonic() < deadline and not first.done(), first.result().text if first.done() else ""
+                time.sleep(0.02)
+            second = post(s.url, four, timeout=300)
+            assert first.result().status_code == 200, first.result().text
+        assert second.status_code == 503 and second.headers["retry-after"] == "1", second.text
+        assert second.json() == {"error": "the queue is full (at most 4 images wait, the server's --max-queue); "
+                                          "retry in 1 s", "kind": "queue_full"}
+        assert post(s.url, four, timeout=300).status_code == 200  # room again
+        assert s.stop(signal.SIGTERM, timeout=90) == 0, s.stderr
+    finally:
+        s.kill()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from yolor_deploy.nn.fold import prepare_for_export
 from yolor_deploy.verify.noise import ReferenceModels
 from yolor_deploy.verify.rule import check_groups, noise_stats
 
 
 def reference_models(model) -> ReferenceModels:
-    return ReferenceModels(model, prepare_for_export(model, fold=True))
+    return ReferenceModels(model)
 
 
 def assert_within_fp32_noise(models: ReferenceModels, x: np.ndarray, upstream: np.ndarray, what: str) -> float:

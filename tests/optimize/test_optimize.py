@@ -10,7 +10,6 @@ Speed is never asserted here (scripts/bench_optimize.py prints it).
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -18,7 +17,8 @@ from yolor_deploy.assets import trained_checkpoint, val_images, val_labels
 from yolor_deploy.cli.main import main
 from yolor_deploy.eval import evaluate
 from yolor_deploy.export import export_onnx
-from yolor_deploy.optimize.candidates import CANDIDATES, REFERENCE
+from yolor_deploy.optimize.candidates import CANDIDATES, REFERENCE, plan_candidates
+from yolor_deploy.optimize.machine import detect_machine
 from yolor_deploy.runtime import Detector
 
 IMGSZ = (256, 256)
@@ -84,8 +84,18 @@ def test_labelled_run_writes_table_report_chart_and_best(labelled):
     assert ref["status"] == "ok" and ref["drop"] == 0 and ref["speedup"] == 1.0
     assert 0.9 < ref["map50"] <= 1 and 0.7 < ref["map"] < 0.8  # fp32: 0.957 / 0.746 on these 20 images
     assert rows["ort-fp16-cuda"]["status"] == "skipped" and "GPU" in rows["ort-fp16-cuda"]["reason"]
+    # every candidate this machine can run builds, times and scores; a skip names what the machine lacks
+    machine = detect_machine()
+    for spec, why_not in plan_candidates(machine):
+        row = rows[spec.name]
+        if why_not is None:
+            assert row["status"] == "ok", (spec.name, row["reason"])
+        else:
+            assert row["status"] == "skipped" and row["reason"] == why_not, (spec.name, row)
+            assert any(not machine.has(n) and machine.why_not(n) == why_not for n in spec.needs), spec.name
+    assert {r["status"] for r in doc["rows"]} <= {"ok", "skipped"}
     ok = [r for r in doc["rows"] if r["status"] == "ok"]
-    assert len(ok) >= 5 and all(r["p50"] > 0 and r["p90"] >= r["p50"] and r["map"] > 0.5 for r in ok)
+    assert len(ok) >= 3 and all(r["p50"] > 0 and r["p90"] >= r["p50"] and r["map"] > 0.5 for r in ok)
     assert {r["precision"] for r in ok} >= {"fp32", "int8"}
     (chosen,) = [r for r in doc["rows"] if r["chosen"]]
     assert chosen["drop"] <= 0.5 and chosen["within_budget"]
@@ -110,29 +120,6 @@ def test_best_model_runs_as_measured_with_the_reported_map(labelled):
     assert m.map50 == pytest.approx(doc["best"]["map50"], abs=1e-6)
     chosen = next(r for r in doc["rows"] if r["chosen"])
     assert int(m.detections.sum()) == chosen["detections"]
-
-
-def test_backend_auto_follows_the_report_beside_the_model(labelled, exports, tmp_path, capsys):
-    # the fp32 ONNX, with a report beside it naming it as best on OpenVINO bf16: auto runs it so
-    model = tmp_path / "m.onnx"
-    shutil.copy(exports["fp32"], model)
-    assert Detector(model).backend.name.startswith("onnxruntime")  # no report yet
-    report = dict(labelled["doc"], best={"file": "m.onnx", "runtime": {"backend": "openvino", "precision": "bf16",
-                                                                      "threads": 1}})
-    (tmp_path / "report.json").write_text(json.dumps(report))
-    det = Detector(model)
-    assert det.backend.name.startswith("openvino") and det.backend.precision == "bf16"
-    assert Detector(model, backend="onnxruntime").backend.name.startswith("onnxruntime")  # explicit wins
-    assert main(["val", str(model), "--images", str(val_images()), "--labels", str(val_labels())]) == 0
-    assert "backend: openvino" in capsys.readouterr().out
-    # a report naming another file is not about this model
-    (tmp_path / "report.json").write_text(json.dumps(dict(report, best={"file": "other.xml", "runtime": {}})))
-    assert Detector(model).backend.name.startswith("onnxruntime")
-    # ours but malformed: refused in one line
-    (tmp_path / "report.json").write_text(json.dumps(dict(report, best={"file": "m.onnx", "runtime": {
-        "backend": "openvino", "precision": "int4"}})))
-    assert main(["predict", str(model), str(val_images()), "--save-dir", str(tmp_path / "p"), "-q"]) == 2
-    assert "report.json: malformed optimize report (runtime.precision 'int4'" in error_line(capsys.readouterr().err)
 
 
 # --- without labels, a failing candidate, budget 0 --------------------------------------------------

@@ -68,7 +68,7 @@ def test_full_queue_refuses_at_once_and_timed_out_jobs_are_dropped():
         assert b.depth == 2
         with pytest.raises(QueueFullError) as e:
             await b.submit(3)
-        assert e.value.retry_after_s == 3 and "the queue is full (2 requests waiting)" in str(e.value)
+        assert e.value.retry_after_s == 3 and "the queue is full (at most 2 images wait" in str(e.value)
         with pytest.raises(asyncio.TimeoutError):
             await second
         assert await first == 10
@@ -76,6 +76,32 @@ def test_full_queue_refuses_at_once_and_timed_out_jobs_are_dropped():
 
     run(main())
     assert rec.calls == [[1]]
+
+
+def test_the_queue_counts_images_not_requests():
+    """--max-queue 5: a 3-image request and a 2-image one fill it; one more image is refused, whatever the request
+    count (2 of 5); when the queue drains, the same request is accepted."""
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    async def main():
+        b = DynamicBatcher(rec, BatchSettings(max_batch=8, max_wait_ms=10_000, max_queue=5))
+        await b.start()
+        jobs = [asyncio.create_task(b.submit(1, size=3)), asyncio.create_task(b.submit(2, size=2))]
+        await asyncio.sleep(0.01)
+        assert b.depth == 5
+        with pytest.raises(QueueFullError):
+            await b.submit(3, size=1)
+        b.flush()
+        gate.set()
+        assert await asyncio.gather(*jobs) == [10, 20]
+        assert b.depth == 0 and await b.submit(4, size=5) == 40
+        with pytest.raises(QueueFullError):  # more images than the queue holds: never queued
+            await b.submit(5, size=6)
+        await b.stop()
+
+    run(main())
+    assert rec.calls == [[1, 2], [4]]
 
 
 def test_a_failing_batch_fails_its_jobs_and_the_batcher_goes_on():

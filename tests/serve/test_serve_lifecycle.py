@@ -44,13 +44,15 @@ def in_threads(fn, n: int) -> tuple[list, list[threading.Thread]]:
 
 
 def test_full_queue_is_503_with_retry_after_timeouts_are_504_and_sigint_exits_0():
-    s = Server(trained_onnx(), "--max-batch", "16", "--max-wait-ms", "3000", "--max-queue", "2", "--timeout-s", "1")
+    s = Server(trained_onnx(), "--max-batch", "16", "--max-wait-ms", "3000", "--max-queue", "2", "--max-images", "2",
+               "--timeout-s", "1")
     try:
         waiting, threads = in_threads(lambda: post(s.url), 2)  # they wait for company (3 s) past their timeout
         wait_for_metric(s.url, "yolor_serve_queue_depth", 2)
         r = post(s.url)
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
-        assert r.json() == {"error": "the queue is full (2 requests waiting); retry in 1 s", "kind": "queue_full"}
+        assert r.json() == {"error": "the queue is full (at most 2 images wait, the server's --max-queue); "
+                                "retry in 1 s", "kind": "queue_full"}
         for t in threads:
             t.join(30)
         assert [w[0].status_code for w in waiting] == [504, 504]
@@ -116,6 +118,10 @@ def test_a_static_batch_1_model_is_served_without_batching_said_once():
     (["serve", "m.onnx", "--max-batch", "0"], "error: --max-batch 0: out of range (expected 1..1024)"),
     (["serve", "m.onnx", "--conf-thres", "1.5"], "error: --conf-thres 1.5: out of range (expected 0..1)"),
     (["serve", "m.onnx", "--port", "70000"], "error: --port 70000: out of range (expected 0..65535)"),
+    (["serve", "m.onnx", "--max-queue", "8"], "error: --max-queue 8 is below --max-images 16: the queue counts "
+                                              "images, and a request of 16 images could never be queued"),
+    (["serve", "m.onnx", "--engine", "ray", "--max-queue", "8"], "error: --max-queue 8 is below --max-images 16: "
+     "the queue counts images, and a request of 16 images could never be queued"),
 ])
 def test_cli_errors_are_one_line_exit_2(argv, message, capsys):
     assert main(argv) == 2

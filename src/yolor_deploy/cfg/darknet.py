@@ -20,11 +20,9 @@ from ..contract import MAX_STRIDE
 from ..errors import ConfigError
 from .plain import (
     MAX_NC,
-    MAX_PARAMS,
     MAX_STR,
     MAX_TEXT_BYTES,
     finite_number,
-    params_message,
     printable,
     read_text,
     short,
@@ -90,7 +88,7 @@ class DarknetSpec:
 
     Derived by the checker: `channels[i]` (output channels of section i), `yolo_layers` (section
     indices of the [yolo] layers, in cfg order = upstream output order), `strides` and `anchors`
-    (per [yolo]: `anchors[mask]` as (w, h) pixel pairs), `params` (parameters the network will have).
+    (per [yolo]: `anchors[mask]` as (w, h) pixel pairs). The parameter count is `nn.registry`'s (meta device).
     """
 
     nc: int
@@ -102,7 +100,6 @@ class DarknetSpec:
     strides: tuple[int, ...] = ()
     channels: tuple[int, ...] = ()
     yolo_layers: tuple[int, ...] = ()
-    params: int = 0
 
     @property
     def na(self) -> int:
@@ -304,7 +301,7 @@ def _build(name: str, net: dict, raw: list, nc: int | None) -> DarknetSpec:
     secs = [_Sec(name, t, line, items) for t, line, items in raw]
     if nc is not None:
         _retarget(secs, nc, name)
-    channels, strides, yolo, params = _check(secs, name)
+    channels, strides, yolo = _check(secs, name)
     head = [secs[i] for i in yolo]
     classes = {s.options["classes"] for s in head}
     if len(classes) != 1:
@@ -314,8 +311,7 @@ def _build(name: str, net: dict, raw: list, nc: int | None) -> DarknetSpec:
         raise head[-1].err("mask", "all [yolo] layers must use the same number of anchors")
     sections = tuple(SectionSpec(s.type, MappingProxyType(dict(s.options)), s.line) for s in secs)
     return DarknetSpec(nc=classes.pop(), anchors=anchors, sections=sections, net=MappingProxyType(dict(net)),
-                       source=name, strides=tuple(strides), channels=tuple(channels), yolo_layers=tuple(yolo),
-                       params=params)
+                       source=name, strides=tuple(strides), channels=tuple(channels), yolo_layers=tuple(yolo))
 
 
 def _anchor_pairs(s: _Sec) -> list[tuple[float, float]]:
@@ -330,19 +326,17 @@ def _ref(s: _Sec, i: int, key: str, j: int) -> int:
     return k
 
 
-def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int], int]:
-    """Walk the layers: output channels and stride of each (stride None = implicit vector), parameters."""
+def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]]:
+    """Walk the layers: output channels and stride of each (stride None = implicit vector)."""
     ch: list[int] = []
     st: list[Fraction | None] = []
     yolo: list[int] = []
     c = 3
     s: Fraction | None = Fraction(1)
-    params = 0
     for i, sec in enumerate(secs):
         o, t = sec.options, sec.type
         if t in IMPLICIT_TYPES:
             c, s = _positive(sec, "filters"), None
-            params += c
         elif t == "route":
             refs = [_ref(sec, i, "layers", j) for j in o["layers"]]
             if any(st[k] is None for k in refs) or len({st[k] for k in refs}) != 1:
@@ -352,12 +346,8 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
             if s is None:
                 raise sec.err(None, f"takes an implicit vector (layer {i - 1}) as its input")
             if t == "convolutional":
-                cin = c
                 c, s = _conv(sec, c, s)
-                params += (cin // o.get("groups", 1)) * c * o["size"] ** 2 + (2 * c if o.get("batch_normalize") else c)
             elif t in ("shortcut", "shift_channels", "control_channels"):
-                if t == "shortcut" and "weights_type" in o:
-                    params += len(o["from"]) + 1  # one weight per input
                 if t != "shortcut" and len(o["from"]) != 1:
                     raise sec.err("from", "takes exactly one 'from' layer")
                 if t == "shortcut" and o.get("activation", "linear") != "linear":
@@ -384,9 +374,7 @@ def _check(secs: list[_Sec], name: str) -> tuple[list[int], list[int], list[int]
         st.append(s)
     if not yolo:
         raise ConfigError(f"{name}: no [yolo] layer")
-    if params > MAX_PARAMS:
-        raise ConfigError(params_message(name, params))
-    return ch, [int(st[i] or 0) for i in yolo], yolo, params
+    return ch, [int(st[i] or 0) for i in yolo], yolo
 
 
 def _positive(sec: _Sec, key: str) -> int:

@@ -6,10 +6,12 @@ names are looked up in an explicit set, and the only symbolic arguments upstream
 
 A config is data from outside (a file the user names, or a dict pickled in a checkpoint), so it is
 checked against a schema before anything is built: the type and range of every field, the
-arguments each module takes, channels and strides layer by layer, and the size of what would be
-built (parameters; activations of the 256x256 dry run `nn.model.compute_strides` makes), all from
-the spec, before anything is allocated. Every problem is a one-line `ConfigError`:
-`file:line: problem` when the config came from a file, `<dict>: layer N: problem` otherwise.
+arguments each module takes, channels and strides layer by layer, and the activations of the
+256x256 dry run `nn.model.compute_strides` makes, all from the spec, before anything is allocated.
+(The parameter count is not computed here: `nn.registry.build_model` counts it on torch's meta device,
+from the very modules it would build, and refuses a network above `MAX_PARAMS` before allocating.)
+Every problem is a one-line `ConfigError`: `file:line: problem` when the config came from a file,
+`<dict>: layer N: problem` otherwise.
 """
 from __future__ import annotations
 
@@ -24,10 +26,8 @@ from typing import Any
 from ..errors import ConfigError
 from .plain import (
     MAX_NC,
-    MAX_PARAMS,
     finite_number,
     load_yaml,
-    params_message,
     plain_copy,
     printable,
     read_text,
@@ -158,8 +158,7 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class YamlSpec:
-    """A parsed paper-branch config. `data` is the (nc-overridden) dict, as upstream embeds it.
-    `params`: the number of parameters the network will have (computed from the spec)."""
+    """A parsed paper-branch config. `data` is the (nc-overridden) dict, as upstream embeds it."""
 
     nc: int
     anchors: tuple[tuple[float, ...], ...]
@@ -167,7 +166,6 @@ class YamlSpec:
     data: dict
     source: str = "<dict>"
     branch: str = "paper"
-    params: int = 0
 
     @property
     def na(self) -> int:
@@ -296,10 +294,8 @@ def parse_yaml_cfg(source: str | Path | dict, nc: int | None = None) -> YamlSpec
         raise ConfigError(f"{name}: the last layer must be IDetect or Detect")
     if net.blocks > MAX_BLOCKS:
         raise ConfigError(f"{name}: {net.blocks} repeated blocks in all (limit {MAX_BLOCKS}); lower depth_multiple")
-    if net.params > MAX_PARAMS:
-        raise ConfigError(params_message(name, net.params))
     return YamlSpec(nc=nc, anchors=tuple(tuple(a) for a in anchors), layers=tuple(layers), data=data,
-                    source=name, params=net.params)
+                    source=name)
 
 
 class _Net:
@@ -310,7 +306,6 @@ class _Net:
         self.na = len(anchors[0]) // 2
         self.ch: list[int] = [3]  # ch[i + 1]: output channels of layer i; ch[0] the input image
         self.stride: list[Fraction] = [Fraction(1)]
-        self.params = 0
         self.blocks = 0
 
     def add(self, i: int, row: Any) -> LayerSpec:
@@ -354,15 +349,15 @@ class _Net:
         s_in = self.stride[froms[0] + 1]
 
         if kind.head:
-            c2, s_out, params = self._head(i, m, froms, full)
+            c2, s_out = self._head(i, m, froms, full)
             args = [full["nc"], full["anchors"], [self.ch[x + 1] for x in froms]]
         elif m == "Concat":
             s_in = self._same_stride(froms)
-            c2, s_out, params = sum(self.ch[x + 1] for x in froms), s_in, 0
+            c2, s_out = sum(self.ch[x + 1] for x in froms), s_in
         elif m in ("ReOrg", "DWT"):
-            c2, s_out, params = 4 * c1, s_in * 2, 0
+            c2, s_out = 4 * c1, s_in * 2
         elif m == "nn.Upsample":
-            c2, s_out, params = c1, s_in / Fraction(int(full["scale_factor"])), 0
+            c2, s_out = c1, s_in / Fraction(int(full["scale_factor"]))
         else:
             c2 = full["c2"]
             c2 = c2_arg = _make_divisible(c2 * self.gw, 8) if c2 != self.no else c2
@@ -373,16 +368,14 @@ class _Net:
             reps = 1 if kind.repeat_arg else n
             if reps > 1 and c1 != c2:
                 raise _Bad(f"{m} repeated {reps} times needs as many input as output channels ({c1} != {c2})", 1)
-            c2, factor, params = _block(m, c1, c2, n, full)
+            c2, factor = _block(m, c1, c2, full)
             s_out = s_in * factor ** reps
-            params *= reps
             args = [c1, c2_arg, *args[1:]]
             if kind.repeat_arg:
                 args.insert(2, n)
                 n = 1
         if not kind.head:
             self._check_map(m, c2, s_out)
-        self.params += params
         self.ch.append(c2)
         self.stride.append(s_out)
         return LayerSpec(i, f if isinstance(f, int) else tuple(f), n, m, tuple(args), c2)
@@ -412,7 +405,7 @@ class _Net:
             raise _Bad(f"{m}: {c} channels at stride {s} make {values:,} values per {CHECK_SIZE}x{CHECK_SIZE} "
                        f"image (limit {MAX_ACTIVATION:,})")
 
-    def _head(self, i: int, m: str, froms: list[int], full: dict) -> tuple[int, Fraction, int]:
+    def _head(self, i: int, m: str, froms: list[int], full: dict) -> tuple[int, Fraction]:
         if i != self.n_rows - 1:
             raise _Bad(f"{m} must be the last layer", 2)
         if isinstance(full["nc"], bool) or not isinstance(full["nc"], int) or full["nc"] != self.nc:
@@ -425,59 +418,49 @@ class _Net:
             problem = f"has {len(a[0]) // 2} anchors per level, 'anchors' has {self.na}"
         if problem:
             raise _Bad(f"{m} anchors {problem}", 3, 1)
-        params = 0
         for x in froms:
-            c, s = self.ch[x + 1], self.stride[x + 1]
+            s = self.stride[x + 1]
             if s.denominator != 1:
                 raise _Bad(f"{m} input {x} sits at a non-integer stride {s}", 0)
             self._check_map(m, self.no, s)
-            params += c * self.no + self.no + (c + self.no if m == "IDetect" else 0)
-        return self.no, Fraction(1), params
+        return self.no, Fraction(1)
 
 
-def _conv(c1: int, c2: int, k: int = 1, g: int = 1) -> int:
-    """Parameters of `paper_layers.Conv` (conv without bias, BN weight and bias)."""
+def _groups(c1: int, c2: int, g: int = 1) -> None:
     if c1 % g or c2 % g:
         raise _Bad(f"groups={g} must divide {c1} input and {c2} output channels", 3)
-    return c2 * (c1 // g) * k * k + 2 * c2
 
 
-def _bottleneck(c1: int, c2: int, g: int, e: float) -> int:
-    c_ = int(c2 * e)
+def _hidden(what: str, c_: int, how: str) -> int:
     if c_ < 1:
-        raise _Bad(f"hidden width int({c2} * e={e}) is 0", 3)
-    return _conv(c1, c_, 1) + _conv(c_, c2, 3, g)
+        raise _Bad(f"{what}hidden width {how} is 0", 3)
+    return c_
 
 
-def _block(m: str, c1: int, c2: int, n: int, a: dict) -> tuple[int, int, int]:
-    """(output channels, stride factor, parameters) of one width module, as `nn.paper_layers` builds it."""
+def _block(m: str, c1: int, c2: int, a: dict) -> tuple[int, int]:
+    """(output channels, stride factor) of one width module, as `nn.paper_layers` builds it; the widths
+    it would make zero and the groups that do not divide its channels are refused."""
     if m in ("Conv", "Focus"):
-        return c2, a["s"] * (2 if m == "Focus" else 1), _conv(c1 * (4 if m == "Focus" else 1), c2, a["k"], a["g"])
+        _groups(c1 * (4 if m == "Focus" else 1), c2, a["g"])
+        return c2, a["s"] * (2 if m == "Focus" else 1)
     if m == "Bottleneck":
-        return c2, 1, _bottleneck(c1, c2, a["g"], a["e"])
+        _groups(_hidden("", int(c2 * a["e"]), f"int({c2} * e={a['e']})"), c2, a["g"])
+        return c2, 1
     if m in ("BottleneckCSP", "BottleneckCSPF", "BottleneckCSP2"):
         c_ = c2 if m == "BottleneckCSP2" else int(c2 * a["e"])
-        if c_ < 1:
-            raise _Bad(f"{m}: hidden width int({c2} * e={a['e']}) is 0", 3)
-        inner = n * _bottleneck(c_, c_, a["g"], 1.0) + 2 * 2 * c_ + _conv(2 * c_, c2, 1)
-        if m == "BottleneckCSP2":
-            return c2, 1, _conv(c1, c_, 1) + c_ * c_ + inner
-        return c2, 1, _conv(c1, c_, 1) + c1 * c_ + (c_ * c_ if m == "BottleneckCSP" else 0) + inner
+        _groups(_hidden(f"{m}: ", c_, f"int({c2} * e={a['e']})"), c_, a["g"])
+        return c2, 1
     if m == "SPP":
-        c_ = c1 // 2
-        if c_ < 1:
+        if c1 // 2 < 1:
             raise _Bad(f"SPP needs at least 2 input channels, got {c1}", 0)
-        return c2, 1, _conv(c1, c_, 1) + _conv(c_ * (len(a["pool_k"]) + 1), c2, 1)
+        return c2, 1
     if m == "SPPCSP":
         if len(a["pool_k"]) != 3:
             raise _Bad(f"SPPCSP takes exactly 3 pool kernel sizes, got {short(a['pool_k'])}", 3)
-        c_ = int(2 * c2 * a["e"])
-        if c_ < 1:
-            raise _Bad(f"SPPCSP: hidden width int(2 * {c2} * e={a['e']}) is 0", 3)
-        return c2, 1, (_conv(c1, c_, 1) + c1 * c_ + 2 * _conv(c_, c_, 3) + _conv(c_, c_, 1) + _conv(4 * c_, c_, 1)
-                       + 2 * 2 * c_ + _conv(2 * c_, c2, 1))
+        _hidden("SPPCSP: ", int(2 * c2 * a["e"]), f"int(2 * {c2} * e={a['e']})")
+        return c2, 1
     if m == "DownC":
         if c2 // 2 < 1:
             raise _Bad(f"DownC needs an output width of at least 2, got {c2}", 3, 0)
-        return 2 * (c2 // 2), a["down"], _conv(c1, c1, 1) + _conv(c1, c2 // 2, 3) + _conv(c1, c2 // 2, 1)
+        return 2 * (c2 // 2), a["down"]
     raise AssertionError(m)  # pragma: no cover - every width module is handled above

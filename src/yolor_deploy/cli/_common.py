@@ -6,6 +6,11 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..contract import RuntimeHint
 
 
 def imgsz_arg(values: list[int] | None, default: int = 640) -> tuple[int, int]:
@@ -48,8 +53,12 @@ def add_inference_size_argument(p: argparse.ArgumentParser) -> None:
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     """Options that pick and tune the backend of `predict`, `bench`, `val` (ONNX Runtime, OpenVINO or torch)."""
     p.add_argument("--backend", default="auto", metavar="NAME",
-                   help="auto (default: ONNX Runtime for .onnx, OpenVINO for .xml IR, PyTorch for .pt), "
-                        "onnxruntime, openvino[:DEVICE] (runs .onnx too; e.g. openvino:GPU), torch")
+                   help="auto (default: what the model's own metadata says, e.g. optimize's best.*; else ONNX "
+                        "Runtime for .onnx, OpenVINO for .xml IR, PyTorch for .pt), onnxruntime, "
+                        "openvino[:DEVICE] (runs .onnx too; e.g. openvino:GPU), torch")
+    p.add_argument("--hint", default=None, metavar="REPORT",
+                   help="with --backend auto: run the model as this optimize report.json measured it (backend, "
+                        "precision, threads); the report must name the model's file. Never read unless given")
     p.add_argument("--providers", default=None,
                    help="ONNX Runtime execution providers, comma-separated (cpu, cuda, tensorrt, "
                         "openvino, or full names; default: cuda if available, then cpu)")
@@ -112,3 +121,12 @@ def RateColumn(unit: str):  # noqa: N802 - reads like the rich columns it sits b
             return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s", style="cyan")
 
     return _Rate()
+
+
+def runtime_hint(args: argparse.Namespace, model: str | Path) -> RuntimeHint | None:
+    """`--hint REPORT`: the runtime settings the optimize report recorded for `model` (None without --hint)."""
+    if getattr(args, "hint", None) is None:
+        return None
+    from ..runtime.report_hint import read_report_hint
+
+    return read_report_hint(args.hint, model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_backend_arguments, add_inference_size_argument
+from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint
 
 HELP = "measure latency (p50/p90/p99) per stage; compare a checkpoint with its ONNX export"
 DESCRIPTION = """\
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         runs = [(m, b) for m in args.model for b in _backends(args.backend)]
         with working(f"loading {len(runs)} model{'s' * (len(runs) > 1)} ..."):
             detectors = [Detector(m, providers=args.providers, conf_thres=args.conf_thres, imgsz=args.imgsz,
-                                  batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=b)
+                                  batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=b,
+                                  hint=runtime_hint(args, m))
                          for m, b in runs]
         samples = {i: {s: [] for s in STAGES} for i in range(len(detectors))}
         with progress_bar("bench", unit="runs") as bar:

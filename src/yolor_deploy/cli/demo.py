@@ -47,18 +47,19 @@ def run(args: argparse.Namespace) -> int:
     if args.variant is not None and args.variant not in VARIANTS:
         raise ConfigError(f"{args.variant}: not a registered variant ({', '.join(VARIANTS)})")
     console = wide_console()
+    steps = demo_steps(args.variant)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.variant is None:
         imgsz, name = args.imgsz or 320, "shapes-ssss-w025"
         ckpt = trained_checkpoint()
-        console.rule("1/3 the bundled trained YOLOR (upstream released format, loaded safely)")
+        console.rule(steps[0])
     else:
         imgsz, name = args.imgsz or 640, args.variant
-        console.rule(f"1/3 build {args.variant} (seeded random weights: no download possible here)")
+        console.rule(steps[0])
         ckpt = save_checkpoint(create_model(args.variant, seed=0), out / f"{args.variant}.pt")
     console.print(f"checkpoint: {ckpt}")
-    console.rule("2/3 export to ONNX and verify against PyTorch")
+    console.rule(steps[1])
     onnx_path = out / f"{name}-{imgsz}x{imgsz}.onnx"
     report = out / "verify-report.json"
     with console.status("exporting and verifying ..."):
@@ -68,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
     for line in result.report.not_checked():
         console.print(f"[yellow]not checked: {line}[/]")
     console.print(f"onnx: {onnx_path}   report: {report}   verification: {result.report.status}")
-    console.rule("3/4 predict on the bundled images")
+    console.rule(steps[2])
     save_dir = out / "predict"
     images = [str(sample_image())] + ([str(val_images())] if args.variant is None else [])
     rc = cli_main(["predict", str(onnx_path), *images, "--save-dir", str(save_dir), "--save-json", "-q",
                    "--conf-thres", str(args.conf_thres)])
     metrics = out / "val.json"
     if rc == 0 and args.variant is None:
-        console.rule("4/4 val on the 20 labelled images")
+        console.rule(steps[3])
         try:
             import pycocotools  # noqa: F401
         except ImportError:
@@ -87,3 +88,14 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"checkpoint  {ckpt}\nonnx        {onnx_path}\nreport      {report}\npredictions {save_dir}"
                   + (f"\nmAP         {metrics}" if metrics.exists() else ""), soft_wrap=True)
     return rc
+
+
+def demo_steps(variant: str | None) -> list[str]:
+    """The titles of the demo's steps, numbered "i/n": the bundled trained model also runs val (4 steps), a
+    random-weight variant has no labels to score (3 steps)."""
+    first = ("the bundled trained YOLOR (upstream released format, loaded safely)" if variant is None
+             else f"build {variant} (seeded random weights: no download possible here)")
+    titles = [first, "export to ONNX and verify against PyTorch", "predict on the bundled images"]
+    if variant is None:
+        titles.append("val on the 20 labelled images")
+    return [f"{i}/{len(titles)} {t}" for i, t in enumerate(titles, 1)]

@@ -9,9 +9,12 @@ from ._common import add_model_arguments, imgsz_arg, wide_console
 HELP = "export a checkpoint to ONNX and prove it matches PyTorch"
 DESCRIPTION = """\
 Export a YOLOR checkpoint to ONNX with export-time rewrites (no in-place slice writes, no
-ScatterND, grids from the runtime shape, Conv+BN and implicit layers folded), then verify it:
-ONNX Runtime vs PyTorch on a letterboxed image and random input (and, with --dynamic, another size
-at batch 2), judged against a float64 PyTorch forward. The file is written only if it passes.
+ScatterND, grids from the runtime shape, Conv+BN and implicit layers folded), then verify it.
+First the folds and the rewrites on their own: in float64, before tracing, the transformed copy must
+compute the checkpoint's function (exact algebra, ~1e-14); a transform that departs stops the export
+naming the first layer that departs. Then the file: ONNX Runtime vs PyTorch on a letterboxed image and
+random input (and, with --dynamic, two other sizes at batch 2), judged against a float64 forward of the
+untouched model. The file is written only if everything passes.
 
 Outputs: --nms none: `output` [B, N, 5+nc] (cx, cy, w, h px, obj, cls...), upstream's decoded
 output. --nms onnx|trt: num_dets [B,1], boxes [B,K,4] xyxy, scores [B,K], classes [B,K].
@@ -107,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
         if e.report is not None:
             console.print(report_table(e.report))
             failed = out.with_name(out.stem + ".failed.onnx")
-            console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {failed}"
-                          + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
+            if failed.exists():
+                console.print(f"find where it departs: yolor-deploy diff {args.checkpoint} {failed}"
+                              + (f" --cfg {args.cfg}" if args.cfg else ""), soft_wrap=True)
         raise
     if result.report is not None:
         console.print(report_table(result.report))

@@ -17,8 +17,8 @@ fp32). The fastest candidate whose mAP@0.5:0.95 is at most --max-map-drop points
 
 Writes into --out: report.json (every row, the choice and why), report.png (latency vs mAP, the
 Pareto front), and best.onnx or best.xml + best.bin, whose metadata records the backend, precision
-and threads it was measured with; `predict`/`val`/`bench` (and `Detector`) run it that way, and
-with --backend auto they also follow the report.json beside a model it names as best.
+and threads it was measured with; `predict`/`val`/`bench`/`serve` (and `Detector`) run it that way.
+A report is read only when named: `--hint report.json` runs a model the report names as best its way.
 
 A checkpoint (.pt) is exported first (verified ONNX, opset 17, static --imgsz) into --out.
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._common import add_backend_arguments, add_inference_size_argument, warnings_to_stderr
+from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint, warnings_to_stderr
 
 HELP = "detect objects in images and videos with an ONNX model or a checkpoint"
 DESCRIPTION = """\
@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
                        iou_thres=args.iou_thres, max_det=args.max_det, classes=args.classes,
                        agnostic=args.agnostic_nms, imgsz=args.imgsz, batch_size=args.batch,
-                       threads=args.threads, cfg=args.cfg, backend=args.backend)
+                       threads=args.threads, cfg=args.cfg, backend=args.backend,
+                       hint=runtime_hint(args, args.model))
         writer = ResultWriter(args.save_dir or default_save_dir(), save_img=not args.no_save_img,
                               save_txt=args.save_txt, save_conf=args.save_conf, save_json=args.save_json)
         skipped: list[str] = []
@@ -204,7 +205,8 @@ def _run_ray(args: argparse.Namespace) -> int:
 
     detector = dict(providers=args.providers, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
                     max_det=args.max_det, classes=args.classes, agnostic=args.agnostic_nms, imgsz=args.imgsz,
-                    batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
+                    batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend,
+                    hint=runtime_hint(args, args.model))
     shard_size = DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size
     with warnings_to_stderr():
         result = predict_with_ray(args.model, args.source, args.save_dir or default_save_dir(), detector,

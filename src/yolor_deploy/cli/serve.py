@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_backend_arguments, add_inference_size_argument
+from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint
 
 HELP = "serve a model over HTTP: detect, health/ready probes, Prometheus metrics, dynamic batching"
 DESCRIPTION = """\
@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request waits for others to join its batch (default 5)")
     p.add_argument("--max-queue", type=int, default=64,
-                   help="requests waiting at most; beyond, 503 with Retry-After (default 64)")
+                   help="images waiting at most, both engines (a request of k images counts k; images are what "
+                        "hold memory); a request that would pass it is a 503 with Retry-After (default 64; at "
+                        "least --max-images)")
     p.add_argument("--workers", type=int, default=None,
                    help="model calls running at once, each in its own thread (default 1; --engine local)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -83,6 +85,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for name, (value, ok, expected) in checks.items():
         if not ok:
             raise InputError(f"{name} {value}: out of range (expected {expected})")
+    if args.max_queue < args.max_images:
+        raise InputError(f"--max-queue {args.max_queue} is below --max-images {args.max_images}: the queue counts "
+                         f"images, and a request of {args.max_images} images could never be queued")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                              timeout_s=args.timeout_s,
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
-                           imgsz=args.imgsz)
+                           imgsz=args.imgsz, hint=runtime_hint(args, args.model))
     if args.engine == "ray":
         from ..distributed.cluster import import_ray
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_backend_arguments, add_inference_size_argument
+from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint
 
 HELP = "measure COCO mAP@0.5 and mAP@0.5:0.95 on images with YOLO txt labels"
 DESCRIPTION = """\
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         with working(f"loading {args.model} ..."):
             det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
                            iou_thres=args.iou_thres, max_det=args.max_det, imgsz=args.imgsz,
-                           batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend)
+                           batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend,
+                           hint=runtime_hint(args, args.model))
         preds: list[dict] | None = [] if args.save_pred else None
         with progress_bar("val") as bar:
             task = bar.add_task("val", total=None)

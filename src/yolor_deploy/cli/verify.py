@@ -11,7 +11,8 @@ DESCRIPTION = """\
 Run the exported model and the checkpoint's PyTorch model on the same inputs (a letterboxed image and
 random input; for dynamic models also two other sizes at batch 2) and judge the exported outputs
 against a float64 PyTorch forward. The tolerance is measured, not assumed: 3x the largest error of a
-few equivalent fp32 PyTorch computations (folded BN, 1 thread, input moved by a few ulps), per column
+few equivalent fp32 computations of the untouched PyTorch model (1 thread, channels-last, oneDNN off,
+input and weights moved by a few ulps), per column
 group (boxes relative to their size, probabilities), on the median, 99th percentile and maximum, so
 the same verdict holds on any CPU. Detections after NMS are matched too; fp16 models are judged on
 detections only; NMS graphs against NumPy NMS; ScatterND nodes fail. Works for models made by

@@ -143,7 +143,7 @@ class RayEngine:
         try:
             return await self.handle.detect.remote(image, params)
         except BackPressureError:
-            raise QueueFullError(self._in_flight, self.batching.retry_after_s) from None
+            raise QueueFullError(self.batching.max_queue, self.batching.retry_after_s) from None
 
 
 @serve.ingress()

@@ -28,6 +28,7 @@ from . import passes
 from .rewrites import export_context
 
 if TYPE_CHECKING:
+    from ..verify.transforms import TransformCheck
     from ..verify.verify import VerifyReport
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,12 @@ def _check_writable(out: Path) -> None:
         raise ExportError(f"{out}: output folder is not writable")
 
 
-def build_raw_onnx(model: YOLORModel, o: ExportOptions) -> tuple[onnx.ModelProto, dict]:
-    emodel = prepare_for_export(model, fold=o.fold)
-    if o.half:
-        emodel = emodel.half()
+def build_raw_onnx(model: YOLORModel, o: ExportOptions,
+                   prepared: YOLORModel | None = None) -> tuple[onnx.ModelProto, dict]:
+    """Trace `prepared` (the float64 folded copy of `model`, made here when None; cast in place to the
+    export dtype) with the export-time rewrites applied."""
+    emodel = prepared if prepared is not None else prepare_for_export(model, fold=o.fold, dtype=torch.float64)
+    emodel = emodel.to(torch.float16 if o.half else torch.float32)
     wrapper = ExportWrapper(emodel, o.half).eval()
     example = (torch.zeros(o.batch, 3, *o.imgsz),)
     dyn = {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}} if o.dynamic else None
@@ -127,6 +130,26 @@ def build_raw_onnx(model: YOLORModel, o: ExportOptions) -> tuple[onnx.ModelProto
     return proto, dict(emodel.fold_counts)
 
 
+def check_transforms(model: YOLORModel, prepared: YOLORModel, refs: list) -> list[TransformCheck]:
+    """The folds, then the export-time rewrites, each judged in float64 against the untouched `model`
+    (`verify.transforms`) on the verification inputs, before anything is traced. `prepared` is the float64
+    folded copy; the rewrites are judged only when the folds pass."""
+    from ..verify.transforms import check_transform
+
+    what = ", ".join(f"{k} {v}" for k, v in prepared.fold_counts.items()) or "none"
+    checks = [check_transform("folds", what, model, prepared, prepared, refs)]
+    if checks[0].passed:
+        wrapper = ExportWrapper(prepared, half=False).eval()
+
+        def rewritten(x: torch.Tensor) -> torch.Tensor:
+            with export_context():
+                return wrapper(x)
+
+        checks.append(check_transform("rewrites", "decode without slice writes, grids from the input shape",
+                                      model, prepared, rewritten, refs))
+    return checks
+
+
 def build_metadata(model: YOLORModel, o: ExportOptions) -> ModelMetadata:
     return ModelMetadata(
         names=tuple(model.names), stride=tuple(int(s) for s in model.strides), imgsz=tuple(o.imgsz),  # type: ignore[arg-type]
@@ -135,15 +158,20 @@ def build_metadata(model: YOLORModel, o: ExportOptions) -> ModelMetadata:
         variant=str(model.variant), source_sha256=model.source_sha256, version=__version__)
 
 
-def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, ir_xml: Path | None = None):
+def _references(model: YOLORModel, o: ExportOptions) -> list:
+    """The untouched model's float64 outputs and fp32 noise on the verification inputs (`verify.noise`)."""
+    from ..verify.exported import references
+    from ..verify.verify import verification_inputs
+
+    return references(model, verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image))
+
+
+def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: list, ir_xml: Path | None = None):
     """The exported graph in ONNX Runtime vs PyTorch (raw output, NMS graph, graph structure); OpenVINO
     too when asked, or on the IR (`ir_xml`, the file that will be shipped) when one is made. The same
     functions as `yolor-deploy verify`, with the PyTorch references computed once."""
-    from ..verify.exported import references, verify_onnx, verify_openvino
-    from ..verify.verify import verification_inputs
+    from ..verify.exported import verify_onnx, verify_openvino
 
-    inputs = verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image)
-    refs = references(model, inputs)
     report, _ = verify_onnx(model, final, o.verify_image, o.imgsz, refs)
     if ir_xml is not None or (o.verify_openvino and o.nms != "trt"):
         with tempfile.TemporaryDirectory() as d:
@@ -186,7 +214,21 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
     o.imgsz, notes = round_imgsz(o.imgsz, max(model.strides))
     for n in notes:
         log.warning(n)
-    raw, fold_counts = build_raw_onnx(model, o)
+    prepared = prepare_for_export(model, fold=o.fold, dtype=torch.float64)
+    refs: list = []
+    transforms: list = []
+    if o.verify:  # folds and rewrites judged on their own, before anything is traced
+        from ..verify.verify import VerifyReport
+
+        refs = _references(model, o)
+        transforms = check_transforms(model, prepared, refs)
+        bad = next((t for t in transforms if not t.passed), None)
+        if bad is not None:
+            report = VerifyReport(transforms=transforms)
+            _write_report(report, o.report, None)
+            raise VerificationError(f"{out}: the export's {bad.name} change the function: {bad.reason}; "
+                                    "nothing was written", report)
+    raw, fold_counts = build_raw_onnx(model, o, prepared)
     final = raw
     if o.nms != "none":
         final = passes.add_nms(raw, o.nms, o.conf_thres,
@@ -203,7 +245,8 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
 
             ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
-            result.report = _verify(model, final, o, ir_xml)
+            result.report = _verify(model, final, o, refs, ir_xml)
+            result.report.transforms = transforms
             if not result.report.passed:
                 kept = out.with_name(out.stem + ".failed.onnx")
                 _save(final, kept)

@@ -5,7 +5,9 @@
 - the grid comes from the runtime feature shape (CumSum over ones made from the data), and reshapes use
   traced sizes, so batch, height and width stay symbolic in a `--dynamic` export;
 - the decode runs in float32 even when the network runs in float16 (a half export keeps box
-  coordinates exact to fp32: fp16 has a 1 px step above 1024 px).
+  coordinates exact to fp32: fp16 has a 1 px step above 1024 px); in float32 and float64 it runs in the
+  network's own dtype, so the rewrite can be judged in float64 against the eager decode
+  (`verify.transforms`).
 """
 from __future__ import annotations
 
@@ -32,11 +34,11 @@ def decode_for_export(self: Decode, maps, anchors_px, strides):
     out, raw = [], []
     for i, p in enumerate(maps):
         bs, _, ny, nx = p.shape  # traced sizes: the Reshape follows the runtime shape (opset 11+)
-        p = p.float().reshape(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2)
+        p = (p.float() if p.dtype == torch.float16 else p).reshape(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2)
         raw.append(p)
         xy, wh, conf = p.sigmoid().split((2, 2, self.no - 4), -1)
         xy = (xy * 2.0 - 0.5 + runtime_grid(p)) * strides[i]
-        wh = (wh * 2) ** 2 * anchors_px[i].float().view(1, self.na, 1, 1, 2)
+        wh = (wh * 2) ** 2 * anchors_px[i].to(p.dtype).view(1, self.na, 1, 1, 2)
         out.append(torch.cat((xy, wh, conf), -1).flatten(1, 3))
     return torch.cat(out, 1), raw
 

@@ -1,4 +1,4 @@
-"""Export-time folds for the main-branch `DarknetModel` (in place; outputs equal within fp32 noise).
+"""Export-time folds of a main-branch `DarknetModel` (in place, on the copy `nn.fold` makes; exact algebra).
 
 - `fuse_conv_bn_main`: each `module_list.N` Conv2d + BatchNorm2d pair -> one Conv2d with bias.
 - `fold_main_implicit`: the head's `[shift_channels]` (x + a, before a 1x1 conv) and
@@ -15,9 +15,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from . import fold_ops as ops
 from .darknet import DarknetModel
 from .darknet_layers import ControlChannels, Implicit, ShiftChannels
-from .fold import fold_affine_into_conv, fold_bn_into_conv
 
 
 @torch.no_grad()
@@ -26,7 +26,7 @@ def fuse_conv_bn_main(model: DarknetModel) -> int:
     count = 0
     for i, m in enumerate(list(model.module_list)):
         if isinstance(m, nn.Sequential) and "Conv2d" in m._modules and "BatchNorm2d" in m._modules:
-            fused = fold_bn_into_conv(m.Conv2d, m.BatchNorm2d)
+            fused = ops.fold_bn_into_conv(m.Conv2d, m.BatchNorm2d)
             rest = [(k, v) for k, v in m._modules.items() if k not in ("Conv2d", "BatchNorm2d")]
             model.module_list[i] = nn.Sequential(OrderedDict([("Conv2d", fused), *rest]))
             count += 1
@@ -57,7 +57,7 @@ def _fold_shift(model: DarknetModel, i: int, layer: ShiftChannels) -> bool:
     if bn is not None:  # BN(Wx + Wa) = BN with running_mean - Wa
         bn.running_mean.copy_(bn.running_mean.double() - wa)
     else:  # conv(x) * 1 + W a
-        seq.Conv2d = fold_affine_into_conv(conv, torch.ones_like(wa), wa)
+        seq.Conv2d = ops.fold_affine_into_conv(conv, torch.ones_like(wa), wa)
     return True
 
 
@@ -70,14 +70,19 @@ def _fold_control(model: DarknetModel, i: int, layer: ControlChannels) -> bool:
         bn.weight.copy_(bn.weight.double() * m)
         bn.bias.copy_(bn.bias.double() * m)
     else:  # m * conv(x) + 0
-        seq.Conv2d = fold_affine_into_conv(seq.Conv2d, m, torch.zeros_like(m))
+        seq.Conv2d = ops.fold_affine_into_conv(seq.Conv2d, m, torch.zeros_like(m))
     return True
 
 
 @torch.no_grad()
 def fold_main_implicit(model: DarknetModel) -> int:
-    """Fold shift/control implicit layers into the adjacent convs; returns how many were folded."""
+    """Fold shift/control implicit layers into the adjacent convs; returns how many were folded.
+
+    Records in `model.fold_moved` the layers whose own output the folds change on purpose (the
+    function of the whole is kept): a folded `[shift_channels]` passes x on (its conv adds W a), the
+    conv before a folded `[control_channels]` already multiplies."""
     count = 0
+    moved = set(getattr(model, "fold_moved", ()))
     for i, layer in enumerate(list(model.module_list)):
         if isinstance(layer, ShiftChannels):
             done = _fold_shift(model, i, layer)
@@ -87,5 +92,7 @@ def fold_main_implicit(model: DarknetModel) -> int:
             continue
         if done:
             model.module_list[i] = nn.Identity()
+            moved.add(i if isinstance(layer, ShiftChannels) else i - 1)
             count += 1
+    model.fold_moved = frozenset(moved)
     return count

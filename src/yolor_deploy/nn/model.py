@@ -31,6 +31,7 @@ class YOLORModel(nn.Module):
         self.strides: list[int] = []  # filled by the subclass after building
         self.source_sha256 = ""  # sha256 of the checkpoint file it was loaded from (set by the loader)
         self.fold_counts: dict[str, int] = {}  # folds applied by `nn.fold.prepare_for_export`, per kind
+        self.fold_moved: frozenset[int] = frozenset()  # top-level layers whose own output a fold changes
         self.train_imgsz: tuple[int, int] | None = None  # training size (H, W) where the files say it
         self.train_imgsz_source = ""  # where train_imgsz came from (the loader sets both)
         self.decode = Decode(na, self.no)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..cfg.plain import MAX_PARAMS, params_message
 from ..errors import ConfigError
 from ..names import coco_names
 from .model import YOLORModel
@@ -72,7 +73,20 @@ def parse_config(cfg: str | Path | dict, nc: int | None = None):
 
 
 def build_model(spec, names: list[str] | None = None) -> YOLORModel:
-    """Build the network for a parsed spec (random init, train mode)."""
+    """Build the network for a parsed spec (random init, train mode).
+
+    The parameter count is known before anything is allocated, from the very modules that would be
+    built: the network is first built on torch's meta device (no storage), counted, and refused above
+    `MAX_PARAMS` with one line naming the config."""
+    if torch.empty(0).device.type != "meta":  # not already under `with torch.device("meta")`
+        with torch.device("meta"):
+            n = _construct(spec, names).num_params()
+        if n > MAX_PARAMS:
+            raise ConfigError(params_message(spec.source, n))
+    return _construct(spec, names)
+
+
+def _construct(spec, names: list[str] | None) -> YOLORModel:
     if spec.branch == "main":
         from .darknet import DarknetModel
 

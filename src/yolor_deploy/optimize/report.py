@@ -1,4 +1,4 @@
-"""The optimize report: the JSON document (`report.json`, read back by `--backend auto` through
+"""The optimize report: the JSON document (`report.json`, read back only when named: `--hint`,
 `runtime.report_hint`) and the table printed on the console."""
 from __future__ import annotations
 

@@ -201,6 +201,38 @@ def _quiet() -> Iterator[None]:
         logging.disable(before)
 
 
+@contextlib.contextmanager
+def _narrow_range_histograms() -> Iterator[None]:
+    """Work around ONNX Runtime's percentile calibration on near-constant tensors (restored on exit).
+
+    ORT histograms |x| of each tensor over (min |x|, max |x|) with 2048 float32 bins; when all values lie within a
+    few float32 steps (a Sigmoid of ~0, e.g. yolor-p6 with random weights: 0.49999988..0.5000001), numpy cannot
+    make distinct edges and raises "Too many bins for data range", which failed the whole quantization. For such
+    a tensor the histogram is made over (0, max |x|) instead: representable bins, the same percentile threshold
+    (max |x|, where every value lies), and ORT's later merges extend it as usual."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    original = HistogramCollector.collect_absolute_value
+
+    def collect_absolute_value(self, name_to_arr):
+        for name, arr in name_to_arr.items():
+            try:
+                original(self, {name: arr})
+            except ValueError as e:
+                if "Too many bins" not in str(e) or name in self.histogram_dict:
+                    raise
+                data = np.asarray(arr).ravel()
+                top = np.abs(data).max()
+                hist, edges = np.histogram(np.abs(data), bins=self.num_bins, range=(0, float(top)))
+                self.histogram_dict[name] = (hist, edges.astype(data.dtype), np.nanmin(data), np.nanmax(data))
+
+    HistogramCollector.collect_absolute_value = collect_absolute_value
+    try:
+        yield
+    finally:
+        HistogramCollector.collect_absolute_value = original
+
+
 # --- front door ---------------------------------------------------------------------------------
 def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
                    o: QuantizeOptions) -> tuple[onnx.ModelProto, list[str]]:
@@ -212,7 +244,7 @@ def quantize_model(model: onnx.ModelProto, batches: list[np.ndarray],
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[o.method]
     extra = {"CalibStridedMinMax": 1,  # collect ranges one batch at a time (ORT merges them)
              "OpTypesToExcludeOutputQuantization": ["Conv"]}  # quantized only where a quantized op reads it
-    with tempfile.TemporaryDirectory(prefix="yolor-quant.") as d, _quiet():
+    with tempfile.TemporaryDirectory(prefix="yolor-quant.") as d, _quiet(), _narrow_range_histograms():
         src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         onnx.save(model, str(src))
         try:

@@ -13,6 +13,7 @@ from .draw import draw_detections
 from .letterbox import letterbox
 from .metadata import METADATA_KEY, MetadataWarning, ModelMetadata, NmsSettings, parse_metadata
 from .nms import batched_nms, nms, non_max_suppression
+from .report_hint import read_report_hint
 from .results import Detections
 from .sources import Source, VideoReader, read_image, resolve_sources
 
@@ -20,6 +21,6 @@ __all__ = [
     "BACKENDS", "Backend", "Batch", "Detections", "Detector", "METADATA_KEY", "MetadataWarning", "ModelMetadata",
     "NmsSettings", "OrtBackend", "ProviderError", "Source", "StageTimes", "VideoReader", "batched_nms",
     "box_convert", "box_iou", "clip_boxes", "draw_detections", "letterbox", "nms", "non_max_suppression",
-    "open_backend", "parse_backend", "parse_metadata", "read_image", "resolve_providers", "resolve_sources",
-    "scale_boxes",
+    "open_backend", "parse_backend", "parse_metadata", "read_image", "read_report_hint", "resolve_providers",
+    "resolve_sources", "scale_boxes",
 ]

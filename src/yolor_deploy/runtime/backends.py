@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..contract import NMS_OUTPUTS
+from ..contract import NMS_OUTPUTS, RuntimeHint
 from ..errors import InputError, YolorDeployError, first_line
 from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
 
@@ -103,7 +103,7 @@ class OrtBackend:
         t0 = time.perf_counter()
         self.session = self._session(ort, path, chosen, threads, spinning)
         if threads is None:
-            hint = self._hint()
+            hint = self.runtime_hint()
             if hint is not None and hint.backend == "onnxruntime" and hint.threads:
                 self.session = self._session(ort, path, chosen, hint.threads, spinning)
         self.load_seconds = time.perf_counter() - t0
@@ -146,7 +146,7 @@ class OrtBackend:
                        "--providers tensorrt, or export with --nms onnx or none")
             raise InputError(f"{path}: cannot load ONNX model ({msg[:300]})") from None
 
-    def _hint(self):
+    def runtime_hint(self) -> RuntimeHint | None:
         """The runtime hint in the model's metadata (None without one); malformed metadata is reported later."""
         text = (self.session.get_modelmeta().custom_metadata_map or {}).get(METADATA_KEY)
         if text is None:

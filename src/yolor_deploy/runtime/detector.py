@@ -7,6 +7,7 @@ of all YOLOR strides); a static-shape ONNX model letterboxes to its fixed input 
 """
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 import warnings
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import NMS_OUTPUTS, parse_imgsz, round_to_stride
+from ..contract import NMS_OUTPUTS, RuntimeHint, parse_imgsz, round_to_stride
 from ..errors import InputError
 from .backends import Backend, OrtBackend
 from .boxes import scale_boxes
@@ -76,11 +77,12 @@ def parse_backend(spec: str | None) -> tuple[str, str | None]:
 
 
 def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
-                 backend: str | None = "auto") -> Backend:
-    """The backend that runs `model`. auto: the backend, precision and threads recorded by the optimize
-    report beside the model when it picked this file (`report_hint`), else ONNX Runtime for `.onnx`,
-    OpenVINO for an IR `.xml`, PyTorch (imports torch) for `.pt`/`.pth` checkpoints; `backend` forces one
-    where it can run the file."""
+                 backend: str | None = "auto", hint: RuntimeHint | None = None) -> Backend:
+    """The backend that runs `model`. auto: what the model's own metadata says (`contract.RuntimeHint`, written
+    by `optimize` into `best.*`), else ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`, PyTorch (imports
+    torch) for `.pt`/`.pth` checkpoints. Nothing beside the model is read: a `report.json` counts only when the
+    caller passes its hint (`hint`, e.g. from `report_hint.read_report_hint`). `backend` forces one where it can
+    run the file."""
     path = Path(model)
     suffix = path.suffix.lower()
     kind, device = parse_backend(backend)
@@ -88,11 +90,8 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         raise InputError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected .onnx, .xml "
                          f"(OpenVINO IR), .pt or .pth)")
     fits = {".onnx": ("onnxruntime", "openvino"), ".xml": ("openvino",)}.get(suffix, ("torch",))
-    precision = None
-    if kind == "auto":
-        from .report_hint import report_hint
-
-        hint = report_hint(path)  # `optimize` left a report naming this model: run it as it was measured
+    precision, auto = None, kind == "auto"
+    if auto:
         kind = hint.backend if hint is not None and hint.backend in fits else fits[0]
         if hint is not None and hint.backend == kind:
             threads, precision = threads or hint.threads, hint.precision
@@ -102,7 +101,15 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         raise InputError(f"{path}: execution providers are an ONNX Runtime setting, and this model runs in "
                          f"{kind} (for OpenVINO devices use --backend openvino:DEVICE)")
     if kind == "onnxruntime":
-        return OrtBackend(path, providers=providers, threads=threads)
+        ort_backend = OrtBackend(path, providers=providers, threads=threads)
+        own = ort_backend.runtime_hint() if auto and hint is None and providers is None else None
+        if own is None or own.backend not in fits or own.backend == "onnxruntime":
+            return ort_backend
+        if importlib.util.find_spec("openvino") is None:
+            warnings.warn(f"{path}: the model's metadata asks for OpenVINO ({own.precision}), which is not "
+                          f"installed; running on ONNX Runtime", RuntimeWarning, stacklevel=3)
+            return ort_backend
+        kind = own.backend  # auto, and the model's own metadata says it runs in OpenVINO (which reads the rest)
     if kind == "openvino":
         from .openvino_backend import OpenVINOBackend
 
@@ -116,10 +123,11 @@ class Detector:
     """Run a YOLOR model on BGR images (ndarrays or image paths).
 
     `model`: a path (`.onnx`, an OpenVINO `.xml`, or a checkpoint) or a ready `Backend`; `backend`
-    picks the runtime for a path (`open_backend`). Thresholds and NMS options as
-    upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to dynamic models only;
-    default: the export size from the metadata, else 640. `batch_size`: images per backend call
-    (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
+    picks the runtime for a path (`open_backend`; auto follows the model's own metadata, or `hint` when
+    given: e.g. `read_report_hint("report.json", model)` for a model an optimize report measured).
+    Thresholds and NMS options as upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to
+    dynamic models only; default: the export size from the metadata, else 640. `batch_size`: images per
+    backend call (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
     holds those of the latest call.
     """
 
@@ -127,9 +135,10 @@ class Detector:
                  iou_thres: float = 0.45, max_det: int = 300, classes: Sequence[int] | None = None,
                  agnostic: bool = False, multi_label: bool | None = None,
                  imgsz: int | Sequence[int] | None = None, batch_size: int | None = None,
-                 threads: int | None = None, cfg=None, backend: str | None = "auto"):
+                 threads: int | None = None, cfg=None, backend: str | None = "auto",
+                 hint: RuntimeHint | None = None):
         self.backend = (model if not isinstance(model, (str, Path))
-                        else open_backend(model, providers, threads, cfg, backend))
+                        else open_backend(model, providers, threads, cfg, backend, hint))
         self.metadata = self.backend.metadata
         check_model_io(self.backend)
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)

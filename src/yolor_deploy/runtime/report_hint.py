@@ -1,11 +1,11 @@
-"""`--backend auto` and the report `yolor-deploy optimize` leaves beside the model it picked.
+"""An optimize report's runtime settings, read only when asked (`--hint report.json`, `hint=` in Python).
 
-Convention: `optimize --out DIR` writes `DIR/report.json` and the chosen model `DIR/best.onnx` or
-`DIR/best.xml` (+ `.bin`). The report's `"best"` entry names that file and how it was measured
-(`"runtime"`: backend, OpenVINO inference precision, threads; the same `contract.RuntimeHint` the
-model carries in its own metadata). When a model is opened with backend "auto" and a `report.json`
-in its folder names it as best, the runtime runs it that way. A report that is not ours, or names
-another file, is ignored; one of ours that is malformed is refused (one line naming it).
+`optimize --out DIR` writes `DIR/report.json` and the chosen model `DIR/best.onnx` or `DIR/best.xml` (+ `.bin`),
+whose own metadata already carries how it was measured (`contract.RuntimeHint`: backend, OpenVINO inference
+precision, threads); `--backend auto` follows that metadata and never looks beside the model, so a stray file
+cannot change what a model does. A report is read only when the caller names it, e.g. to run another copy of
+the measured model (or the fp32 source) the way the report says; it must be ours and name that model's file
+(one line otherwise).
 """
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ REPORT_TOOL = "yolor-deploy optimize"
 MAX_REPORT_BYTES = 8 << 20
 
 
-def report_path(model: str | Path) -> Path:
-    """Where `optimize` leaves the report for a model it wrote: `report.json` in the model's folder."""
-    return Path(model).parent / REPORT_NAME
-
-
 def read_report(path: str | Path) -> dict | None:
     """The JSON object of an optimize report at `path`; None when absent or not written by optimize."""
     path = Path(path)
@@ -37,17 +32,18 @@ def read_report(path: str | Path) -> dict | None:
     return doc if isinstance(doc, dict) and doc.get("tool") == REPORT_TOOL else None
 
 
-def report_hint(model: str | Path) -> RuntimeHint | None:
-    """The runtime settings that the optimize report beside `model` recorded for it, or None when there
-    is no such report or it picked another file."""
-    model = Path(model)
-    doc = read_report(report_path(model))
+def read_report_hint(report: str | Path, model: str | Path) -> RuntimeHint:
+    """The runtime settings the optimize `report` recorded for its best model, which must be `model`'s file
+    (by name); InputError (one line) when the report is missing, not ours, about another file or malformed."""
+    report, model = Path(report), Path(model)
+    doc = read_report(report)
     if doc is None:
-        return None
+        raise InputError(f"{report}: not an optimize report (written by `{REPORT_TOOL}`)")
     best = doc.get("best")
-    if not isinstance(best, dict) or best.get("file") != model.name:
-        return None
+    named = best.get("file") if isinstance(best, dict) else None
+    if not isinstance(best, dict) or named != model.name:
+        raise InputError(f"{report}: the report's best model is {named!r}, not {model.name!r}")
     try:
         return RuntimeHint.from_dict(best.get("runtime"))
     except MetadataError as e:
-        raise InputError(f"{report_path(model)}: malformed optimize report ({e})") from None
+        raise InputError(f"{report}: malformed optimize report ({e})") from None

@@ -4,8 +4,10 @@ A request waits in a bounded queue; when a worker is free, the collector takes t
 `max_batch` images, waiting at most `max_wait_ms` after the oldest one arrived for more to come (Triton's
 max_queue_delay). Each gathered batch is one call of `run` in a worker thread (`workers` of them), so the event
 loop keeps accepting requests while the model runs, and requests that arrive meanwhile form the next batch.
-A full queue refuses at once (`QueueFullError`: the server answers 503 with Retry-After); a request that is
-cancelled (its timeout passed) before its batch starts is dropped from it.
+The queue is bounded in images, not requests (images are what hold memory; `serve --engine ray` counts the same
+unit): a request whose images would take the waiting images past `max_queue` is refused at once
+(`QueueFullError`: the server answers 503 with Retry-After); a request that is cancelled (its timeout passed)
+before its batch starts is dropped from it.
 """
 from __future__ import annotations
 
@@ -20,10 +22,12 @@ from typing import Any
 
 
 class QueueFullError(Exception):
-    """The queue holds `max_queue` requests already; try again in `retry_after_s` seconds."""
+    """The queue holds `max_queue` images already (or would, with this request's); try again in `retry_after_s`
+    seconds. Both engines raise it with the same message."""
 
-    def __init__(self, depth: int, retry_after_s: int):
-        super().__init__(f"the queue is full ({depth} requests waiting); retry in {retry_after_s} s")
+    def __init__(self, max_queue: int, retry_after_s: int):
+        super().__init__(f"the queue is full (at most {max_queue} images wait, the server's --max-queue); "
+                         f"retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -38,7 +42,8 @@ class _Item:
 @dataclass(frozen=True)
 class BatchSettings:
     """`max_batch` images per model call; `max_wait_ms` the most the oldest request waits for company;
-    `max_queue` requests waiting at most; `workers` model calls at once; `retry_after_s` sent with a 503."""
+    `max_queue` images waiting at most (a request of k images counts k); `workers` model calls at once;
+    `retry_after_s` sent with a 503."""
 
     max_batch: int = 8
     max_wait_ms: float = 5.0
@@ -74,8 +79,8 @@ class DynamicBatcher:
 
     @property
     def depth(self) -> int:
-        """Requests waiting for a batch (not yet running)."""
-        return len(self._pending)
+        """Images waiting for a batch (not yet running), the unit of `max_queue`."""
+        return self._waiting_images()
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="yolor-serve-batch")
@@ -83,12 +88,14 @@ class DynamicBatcher:
         self._collector = asyncio.create_task(self._collect(), name="yolor-serve-batcher")
 
     async def submit(self, job: Any, size: int = 1) -> Any:
-        """Queue `job` and wait for its result (QueueFullError at once when the queue is full)."""
+        """Queue `job` of `size` images and wait for its result (QueueFullError at once when its images would take
+        the waiting images past `max_queue`)."""
         if self._collector is None:
             raise RuntimeError("the batcher is not started")
-        if len(self._pending) >= self.settings.max_queue:
-            raise QueueFullError(len(self._pending), self.settings.retry_after_s)
-        item = _Item(job, max(int(size), 1), asyncio.get_running_loop().create_future())
+        size = max(int(size), 1)
+        if self._waiting_images() + size > self.settings.max_queue:
+            raise QueueFullError(self.settings.max_queue, self.settings.retry_after_s)
+        item = _Item(job, size, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         self._wake.set()
         return await item.future  # cancelled with the caller: the item is then skipped

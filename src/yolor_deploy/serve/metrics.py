@@ -30,7 +30,8 @@ class ServeMetrics:
         self.batch_size = Histogram(f"{PREFIX}_batch_size", "images per model call", buckets=BATCH_BUCKETS,
                                     registry=r)
         self.images = Counter(f"{PREFIX}_images", "images detected", registry=r)
-        self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "requests waiting for a batch", registry=r)
+        self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "images waiting for a batch (the unit of --max-queue)",
+                                 registry=r)
         self.in_flight = Gauge(f"{PREFIX}_in_flight", "detect requests being handled", registry=r)
 
     def watch_queue(self, depth: Callable[[], int]) -> None:

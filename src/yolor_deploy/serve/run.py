@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ..contract import RuntimeHint
 from ..errors import InputError
 from .batcher import BatchSettings
 from .settings import ServeSettings
@@ -36,6 +37,7 @@ class ModelOptions:
     threads: int | None = None
     cfg: str | None = None
     imgsz: Sequence[int] | None = None
+    hint: RuntimeHint | None = None  # --hint REPORT, read by the CLI
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -74,7 +76,7 @@ def open_detector(model: str | Path, max_batch: int, options: ModelOptions, defa
         return Detector(model, providers=options.providers, conf_thres=defaults.conf_thres,
                         iou_thres=defaults.iou_thres, max_det=defaults.max_det, classes=defaults.classes,
                         imgsz=options.imgsz, batch_size=max_batch, threads=options.threads, cfg=options.cfg,
-                        backend=options.backend)
+                        backend=options.backend, hint=options.hint)
 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching: BatchSettings | None = None,

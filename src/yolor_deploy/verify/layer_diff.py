@@ -234,16 +234,18 @@ def _layer_rows(i, type_name, parts32, parts64, partsf, cands, values, rtol, not
     return rows
 
 
-def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, pf: torch.Tensor, rtol: float) -> LayerDiff:
-    """The export verification rule (`rule.py`, noise from fp32 and folded fp32 PyTorch) per column group;
-    `rtol` (> 0 for --half exports) widens each group's tolerance by rtol x its largest value."""
+def _output_row(y: np.ndarray, p32: torch.Tensor, p64: torch.Tensor, noise: list[np.ndarray],
+                rtol: float) -> LayerDiff:
+    """The export verification rule (`rule.py`, noise from the untouched model's fp32 variants, `noise.py`)
+    per column group; `rtol` (> 0 for --half exports) widens each group's tolerance by rtol x its largest
+    value."""
     shape = tuple(p32.shape)
     if tuple(y.shape) != shape:
         nan = float("nan")
         return LayerDiff(None, None, "decode", shape, tuple(y.shape), OUTPUT, nan, nan, nan, nan, "DIVERGED",
                          "shape differs")
-    r32, r64, rf = p32.detach().numpy(), p64.detach().numpy(), pf.detach().numpy()
-    groups = check_groups(y, r64, noise_stats(r64, [r32, rf]))
+    r32, r64 = p32.detach().numpy(), p64.detach().numpy()
+    groups = check_groups(y, r64, noise_stats(r64, [r32, *noise]))
     for g in groups:
         lo, hi = GROUPS[g.group]
         g.tolerance += rtol * float(np.abs(r64[..., lo:hi]).max(initial=0.0))
@@ -285,7 +287,7 @@ def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: n
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     o32, p32 = torch_layer_outputs(m32, xt)
     o64, p64 = torch_layer_outputs(m32.clone().double(), xt.double())
-    of, pf = torch_layer_outputs(prepare_for_export(m32, fold=True), xt)
+    of, _ = torch_layer_outputs(prepare_for_export(m32, fold=True), xt)
     tensors = layer_tensors(proto.graph, attr)
     has_output = any(OUTPUT in n.output for n in proto.graph.node)
     names = list(dict.fromkeys([t for ts in tensors.values() for t in ts] + [OUTPUT] * has_output))
@@ -306,7 +308,10 @@ def diff_layers(model: YOLORModel, onnx_path: str | Path | onnx.ModelProto, x: n
         rows += _layer_rows(i, type_name, _parts(o32[i]), _parts(o64[i]), _parts(of[i]), tensors[src], values,
                             rtol, note)
     if has_output:
-        rows.append(_output_row(values[OUTPUT], p32, p64, pf, rtol if half else 0.0))
+        from .noise import ReferenceModels
+
+        noise = list(ReferenceModels(m32).reference(np.ascontiguousarray(x, dtype=np.float32)).fp32.values())
+        rows.append(_output_row(values[OUTPUT], p32, p64, noise, rtol if half else 0.0))
     return rows
 
 

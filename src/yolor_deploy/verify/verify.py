@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ from .detections import DetectionCheck, check_detections, check_half, nms_all
 from .matching import match_detections
 from .noise import Reference
 from .rule import GroupCheck, check_groups, errors, max_diffs, noise_stats
+
+if TYPE_CHECKING:
+    from .transforms import TransformCheck
 
 HALF_MIN_MATCH = 0.8  # detection match rate a --half export must reach against fp32 PyTorch
 INPUT_INDEPENDENT = 1e-3  # largest output change (rule units) under an inverted input, below which
@@ -94,10 +98,11 @@ class VerifyReport:
     half: bool = False
     nms_openvino: NmsCheck | None = None  # the NMS graph in OpenVINO, when an OpenVINO IR was made
     graph: GraphCheck | None = None
+    transforms: list[TransformCheck] = field(default_factory=list)  # folds and rewrites, float64 (export only)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.cases) and all(
+        return all(c.passed for c in self.cases) and all(t.passed for t in self.transforms) and all(
             n is None or n.passed for n in (self.nms, self.nms_openvino, self.graph))
 
     @property
@@ -125,7 +130,8 @@ class VerifyReport:
 
         return {"passed": self.passed, "status": self.status, "half": self.half, "max_ratio": self.max_ratio,
                 "cases": [case(c) for c in self.cases], "nms": _check_dict(self.nms),
-                "nms_openvino": _check_dict(self.nms_openvino), "graph": _check_dict(self.graph)}
+                "nms_openvino": _check_dict(self.nms_openvino), "graph": _check_dict(self.graph),
+                "transforms": [t.to_dict() for t in self.transforms]}
 
     def write_json(self, path: str | Path) -> None:
         from ..fs import write_json
@@ -133,7 +139,7 @@ class VerifyReport:
         write_json(path, self.to_dict(), indent=2)
 
     def failures(self) -> list[str]:
-        out = []
+        out = [f"{t.name}: {t.reason}" for t in self.transforms if not t.passed]
         for c in self.cases:
             if c.status == FAIL:
                 out.append(f"{c.name}: {c.reason}")

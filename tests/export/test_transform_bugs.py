@@ -1,0 +1,71 @@
+"""The export's own transforms are judged on their own: every catalogued fold or rewrite bug, injected
+into the exporting process through the public API, is refused by `export_onnx` before anything is
+traced or written, with a message naming the layer that departs; on both branches (the bundled
+trained model and the main-branch fixture). Correct transforms agree with the checkpoint to ~1e-12
+in float64."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers.fixtures import fixture_path
+from helpers.transform_bugs import TRANSFORM_BUGS, expected_layer
+from yolor_deploy.checkpoint import load_checkpoint
+from yolor_deploy.errors import VerificationError
+from yolor_deploy.export import export_onnx
+from yolor_deploy.verify.transforms import TOLERANCE
+
+MODELS = {"trained/shapes-ssss-w025": "paper", "main-csp-tiny": "main"}
+HW = (256, 256)
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def subject(request):
+    name = request.param
+    cfg = fixture_path(f"{name}.cfg") if name.startswith("main-") else None
+    return name, load_checkpoint(fixture_path(f"{name}.pt"), cfg=cfg)
+
+
+def test_correct_transforms_agree_in_float64(subject, tmp_path):
+    name, model = subject
+    res = export_onnx(model, tmp_path / "m.onnx", imgsz=HW, simplify=False)
+    checks = {t.name: t for t in res.report.transforms}
+    print(f"{name}: " + ", ".join(f"{k} {t.err:.2g}" for k, t in checks.items()))
+    assert set(checks) == {"folds", "rewrites"} and all(t.passed for t in checks.values())
+    assert all(t.err < 1e-11 for t in checks.values())  # exact algebra: ~1e-14 measured
+    assert res.report.to_dict()["transforms"][0]["name"] == "folds"
+
+
+PAIRS = [(bug, model) for bug, b in TRANSFORM_BUGS.items() for model, branch in MODELS.items()
+         if branch in b.branches]
+
+
+@pytest.mark.parametrize("bug", list(TRANSFORM_BUGS))
+def test_injected_transform_bug_is_refused(subject, bug, monkeypatch, tmp_path):
+    name, model = subject
+    spec = TRANSFORM_BUGS[bug]
+    if MODELS[name] not in spec.branches:
+        pytest.skip(f"{bug}: a {'/'.join(spec.branches)}-branch transform")
+    spec.install(monkeypatch)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(VerificationError) as e:
+        export_onnx(model, out, imgsz=HW, simplify=False, report=str(tmp_path / "r.json"))
+    msg = str(e.value)
+    print(f"{name}: {bug}: {msg}")
+    assert "\n" not in msg and "nothing was written" in msg
+    assert not out.exists() and not list(tmp_path.glob("*.onnx"))
+    check = next(t for t in e.value.report.transforms if not t.passed)
+    assert check.err > 1e4 * TOLERANCE, f"{bug} moves the output by only {check.err:.3g}"
+    want = expected_layer(spec, model)
+    if want is None:
+        assert check.name == "rewrites" and check.departs.startswith("the decode"), msg
+    else:
+        assert check.name == "folds", msg
+        m = re.match(r"layer (\d+) \(\w+\)", check.departs)
+        assert m and int(m.group(1)) == want, f"expected layer {want}: {msg}"
+    assert (tmp_path / "r.json").exists()  # the refusal's report, for the record
+
+
+def test_every_bug_applies_to_a_tested_branch():
+    assert {b for b, _ in PAIRS} == set(TRANSFORM_BUGS)
