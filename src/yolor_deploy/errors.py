@@ -2,7 +2,25 @@
 
 
 class YolorDeployError(Exception):
-    """Base class: the CLI prints `error: <message>` and exits with status 2."""
+    """Base class: the CLI prints `error: <message>` and exits with status 2. `internal`: see `InternalError`."""
+
+    internal = False
+
+
+class InternalError(YolorDeployError):
+    """An exception nothing in yolor-deploy expected while it read an input (an AttributeError, TypeError,
+    KeyError, ... raised by our own code): a bug in yolor-deploy, not a fault of the input. Still one line
+    naming the input, saying so; the original exception is chained (`__cause__`). Deliberately not a
+    `CheckpointError`/`ConfigError`/`InputError`: code and tests that handle bad input do not swallow it."""
+
+    internal = True
+
+
+def internal_error(where: str, e: BaseException, doing: str) -> InternalError:
+    """The `InternalError` for `e`, raised while `doing` (e.g. "reading the checkpoint") `where` (a file);
+    raise it `from e`."""
+    return InternalError(f"{where}: internal error in yolor-deploy while {doing} ({type(e).__name__}: "
+                         f"{first_line(e, 200)}); this is a bug in yolor-deploy, not in the file: please report it")
 
 
 class ConfigError(YolorDeployError):

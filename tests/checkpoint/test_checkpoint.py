@@ -12,7 +12,7 @@ import torch
 
 from helpers.fixtures import fixture_path, load_input
 from yolor_deploy.checkpoint import load_checkpoint, save_checkpoint
-from yolor_deploy.checkpoint.unpickler import resolve_global
+from yolor_deploy.checkpoint.allowlist import resolve_global
 from yolor_deploy.errors import CheckpointError, UnsafePickleError
 from yolor_deploy.nn.registry import create_model
 

@@ -114,7 +114,8 @@ def _check(base: Base, path: Path, what: str) -> None:
     except CheckpointError as e:
         msg = str(e)
         assert "\n" not in msg and msg.startswith(f"{path}: "), (what, msg)
-    # any other exception fails the test, with hypothesis' minimal example
+    # any other exception fails the test, with hypothesis' minimal example: an `InternalError` (a bug of ours,
+    # told apart by the loader since the catch-all that made it a CheckpointError went) is not a CheckpointError
 
 
 def test_mutated_upstream_checkpoints(paper, tmp_path):

@@ -9,7 +9,7 @@ from helpers.fixtures import INPUTS, MAIN_FIXTURES, fixture_path, load_input, lo
 from helpers.parity import assert_within_fp32_noise, reference_models
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
 from yolor_deploy.checkpoint import load_checkpoint
-from yolor_deploy.checkpoint.unpickler import safe_torch_load
+from yolor_deploy.checkpoint.archive import read_checkpoint as safe_torch_load
 from yolor_deploy.nn.darknet import DarknetModel
 from yolor_deploy.nn.registry import config_path
 

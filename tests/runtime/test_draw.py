@@ -64,3 +64,42 @@ def test_drawn_labels_are_in_the_picture():
     orange = np.all(out == np.array(class_color(0), np.uint8), axis=2)
     ys, xs = np.nonzero(orange)
     assert xs.max() == 159 and xs.min() < 120  # label fill shifted left of the right-edge box, inside the image
+
+
+def test_results_draw_themselves_on_their_own_image(tmp_path):
+    """`results[0].plot()` / `.save(path)` with no image: the real trained model on the bundled picture, the
+    boxes drawn on the image the detections were made on (pixels change inside each box, nowhere far away)."""
+    import pickle
+
+    import pytest
+
+    from yolor_deploy import Detector
+    from yolor_deploy.assets import sample_image, trained_checkpoint
+    from yolor_deploy.errors import InputError
+    from yolor_deploy.runtime import read_image
+
+    image = read_image(sample_image())
+    before = image.copy()
+    (res,) = Detector(trained_checkpoint())(image)
+    assert len(res) >= 3, res  # the bundled picture holds several shapes the model finds
+    drawn = res.plot()
+    assert np.array_equal(image, before)  # drawn on a copy
+    assert np.array_equal(drawn, res.plot(image))  # the old signature draws the same
+    lw = max(round(sum(image.shape[:2]) / 2 * 0.003), 1)
+    for x1, y1, x2, y2 in np.round(res.xyxy).astype(int):
+        edge = (slice(max(y1 - lw, 0), y1 + lw + 1), slice(max(x1, 0), x2 + 1))  # the box's top edge
+        assert np.abs(drawn[edge].astype(int) - image[edge]).sum(axis=2).astype(bool).mean() > 0.5, (x1, y1, x2, y2)
+    far = np.ones(image.shape[:2], bool)  # pixels nowhere near a box or its label stay as they were
+    for x1, y1, x2, y2 in np.round(res.xyxy).astype(int):
+        far[max(y1 - 40, 0):y2 + 40, max(x1 - 120, 0):x2 + 120] = False
+    assert far.any() and np.array_equal(drawn[far], image[far])
+
+    out = res.save(tmp_path / "a.png")  # lossless: the file holds exactly plot()
+    assert np.array_equal(read_image(out), drawn)
+    (from_file,) = Detector(trained_checkpoint())(str(sample_image()))
+    assert from_file.image is not None and from_file.plot().shape == image.shape
+    sent = pickle.loads(pickle.dumps(res))  # another process gets the boxes, not the pixels
+    assert sent.image is None and np.array_equal(sent.xyxy, res.xyxy)
+    with pytest.raises(InputError, match="pass the image"):
+        sent.plot()
+    assert np.array_equal(sent.plot(image), drawn)

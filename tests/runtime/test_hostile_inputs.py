@@ -175,3 +175,18 @@ def test_glob_through_a_symlink_loop_lists_each_file_once(tmp_path):
     os.symlink(d / "a.jpg", d / "b.jpg")
     found = resolve_sources([str(d / "**" / "*.jpg")])
     assert [s.path.name for s in found] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("xml", [b"<net>", b"\x00\xff garbage", b'<?xml version="1.0"?><net name="m" version="11"><layers>'
+                                 b'<layer id="0" type="Nope" version="opset1"/></layers></net>'])
+def test_corrupt_openvino_ir_is_a_one_line_input_error(tmp_path, xml):
+    """A file OpenVINO cannot read is the file's fault (InputError naming it), never an InternalError."""
+    pytest.importorskip("openvino")
+    from yolor_deploy import Detector
+
+    path = tmp_path / "m.xml"
+    path.write_bytes(xml)
+    path.with_suffix(".bin").write_bytes(b"\x00" * 16)
+    with pytest.raises(InputError) as e:
+        Detector(path, backend="openvino")
+    assert not e.value.internal and str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value), e.value

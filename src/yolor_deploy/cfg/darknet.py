@@ -120,9 +120,10 @@ class DarknetSpec:
                 raise ConfigError(f"{name}: more than {MAX_SECTIONS} layers, not a model cfg")
             raw = [(s["type"], int(s["line"]), [(k, v, int(s["line"])) for k, v in s["options"].items()])
                    for s in data["sections"]]
-            net = {k: _net_value(k, v, name) for k, v in dict(data.get("net", {})).items()}
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            net_items = list(dict(data.get("net", {})).items())
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # only the dict's shape: no code
             raise ConfigError(f"{name}: not a darknet cfg spec (need 'sections' of type/options/line)") from None
+        net = {k: _net_value(k, v, name) for k, v in net_items}  # ours, outside: a bug here is not the dict's fault
         spec = _build(name, net, raw, nc=None)
         if "nc" in data and data["nc"] != spec.nc:
             raise ConfigError(f"{name}: stored nc={short(data['nc'])} does not match the [yolo] classes ({spec.nc})")

@@ -18,16 +18,21 @@ writes are read here, with `zipfile`/plain reads and `unpickler.Unpickler`:
 from __future__ import annotations
 
 import io
+import pickle
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, UnsafePickleError, first_line
+from ..errors import CheckpointError, UnsafePickleError, first_line, internal_error
 from . import limits
-from .unpickler import LoadContext, Storage, StorageType, Unpickler, clip, is_stand_in_class
+from .budget import LoadContext
+from .inert import Storage, StorageType, clip, is_stand_in_class
+from .unpickler import Unpickler
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -35,6 +40,12 @@ _SMALL_RECORDS = frozenset({"version", ".data/version", "byteorder", ".data/seri
                             ".storage_alignment"})
 _STORAGE_RECORD = re.compile(r"data/([0-9]{1,12})")
 _CHUNK = 16 << 20
+# What a corrupt or hostile file makes the readers we build on raise (documented failure kinds, not bugs):
+# the pickle machine (UnpicklingError, EOFError on a truncated stream, ValueError for a bad protocol or text
+# number, UnicodeDecodeError), struct (truncated fields), zipfile/zlib (directory, compressed data), reads.
+# Anything else (AttributeError, TypeError, KeyError, IndexError, ...) is a bug here: an `InternalError`.
+CORRUPT_FILE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, struct.error, zipfile.BadZipFile,
+                       zipfile.LargeZipFile, zlib.error, OSError, OverflowError)
 
 
 def one_line(message: str) -> str:
@@ -45,7 +56,8 @@ def one_line(message: str) -> str:
 
 def read_checkpoint(path: str | Path):
     """The object pickled in a torch checkpoint file; every failure is a one-line `CheckpointError`
-    naming the file (`UnsafePickleError` when the pickle names or calls something not allowlisted)."""
+    naming the file (`UnsafePickleError` when the pickle names or calls something not allowlisted), or, for
+    an exception none of our checks or `CORRUPT_FILE_ERRORS` expects (a bug of ours), an `InternalError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
@@ -70,9 +82,11 @@ def read_checkpoint(path: str | Path):
         raise CheckpointError(one_line(f"{path}: {e}")) from None
     except MemoryError:
         raise CheckpointError(f"{path}: out of memory while reading it") from None
-    except Exception as e:  # noqa: BLE001 - anything a corrupt or hostile file provokes is a one-line error
+    except CORRUPT_FILE_ERRORS as e:
         raise CheckpointError(one_line(f"{path}: unreadable checkpoint (truncated or corrupt?): "
                                        f"{type(e).__name__}: {first_line(e)}")) from None
+    except Exception as e:  # noqa: BLE001 - nothing else is expected: a bug of ours, told apart, chained
+        raise internal_error(one_line(str(path)), e, "reading the checkpoint") from e
 
 
 class _ClampedFile:

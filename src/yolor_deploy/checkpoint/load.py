@@ -7,7 +7,8 @@
 
 A checkpoint is untrusted input: the file is read by `archive.read_checkpoint` (never `torch.load`),
 every value taken from the loaded object is type-checked, and any failure is one `CheckpointError`
-line naming the file.
+line naming the file; an exception no check expected (a bug of ours) is an `errors.InternalError`, also one
+line naming the file, with the original chained.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, first_line
+from ..errors import CheckpointError, ConfigError, InternalError, YolorDeployError, internal_error
 from ..fs import file_sha256
 from ..nn.model import YOLORModel
 from ..nn.registry import VARIANTS, build_model, default_names, list_variants, parse_config
-from .archive import one_line
+from .archive import one_line, read_checkpoint
+from .inert import StandIn, clip
 from .state import load_strict, stand_in_modules, stand_in_state_dict, state_differences, to_fp32
 from .train_size import training_size, valid_size
-from .unpickler import StandIn, clip, safe_torch_load
 
 OUR_FORMAT = "yolor-deploy"
 
@@ -95,7 +96,9 @@ def suggest_main_variants(sd: dict, near: Path | None = None) -> list[str]:
         try:
             with torch.device("meta"):
                 m = build_model(parse_config(cfg, nc=want_nc))
-        except Exception:  # noqa: BLE001 - a suggestion must never mask the real error
+        except InternalError:
+            raise
+        except (YolorDeployError, MemoryError):  # a config that does not parse or build is no suggestion
             continue
         if not state_differences(m, sd):
             fits.append(label)
@@ -182,9 +185,9 @@ def _from_object(ckpt, path: Path, cfg) -> YOLORModel:
 
 def load_checkpoint(path: str | Path, cfg: str | Path | None = None) -> YOLORModel:
     """Load any supported YOLOR checkpoint into our own model: fp32, eval mode, no grad.
-    Every failure is a one-line `CheckpointError` naming the file."""
+    Every failure is a one-line `CheckpointError` naming the file (`InternalError` for a bug of ours)."""
     path = Path(path)
-    ckpt = safe_torch_load(path)
+    ckpt = read_checkpoint(path)
     try:
         model = _from_object(ckpt, path, cfg)
         model.source = str(path)
@@ -202,6 +205,7 @@ def load_checkpoint(path: str | Path, cfg: str | Path | None = None) -> YOLORMod
         raise type(e)(one_line(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}")) from None
     except MemoryError:
         raise CheckpointError(f"{path}: out of memory while building the model") from None
-    except Exception as e:  # noqa: BLE001 - the loaded object came from an untrusted file
-        raise CheckpointError(one_line(f"{path}: unexpected checkpoint contents: {type(e).__name__}: "
-                                       f"{first_line(e)}")) from None
+    except InternalError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every value taken from the file is checked: anything else is a bug
+        raise internal_error(one_line(str(path)), e, "building the model from the checkpoint") from e

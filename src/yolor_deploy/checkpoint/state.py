@@ -14,7 +14,7 @@ import torch
 
 from ..errors import CheckpointError
 from . import limits
-from .unpickler import StandIn, clip
+from .inert import StandIn, clip
 
 
 def _attr_dict(mod: StandIn, attr: str, where: str) -> dict:

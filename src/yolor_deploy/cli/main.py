@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except YolorDeployError as e:
+        if e.internal and os.environ.get("YOLOR_DEBUG"):  # a bug of ours: the traceback, with its cause
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

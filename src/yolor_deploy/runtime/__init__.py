@@ -2,7 +2,10 @@
 
 Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch. A `.pt`
 checkpoint given to `Detector` is run by `yolor_deploy.runtime.torch_backend`, imported only then.
+
+`opencv` is imported first: it loads OpenCV with its pixel cap set (see `runtime/opencv.py`).
 """
+from . import opencv  # noqa: F401 - first: OpenCV reads its pixel cap only when it loads
 from .backends import Backend, OrtBackend, ProviderError, resolve_providers
 from .boxes import box_convert, box_iou, clip_boxes, scale_boxes
 from .detector import BACKENDS, Batch, Detector, StageTimes, open_backend, parse_backend

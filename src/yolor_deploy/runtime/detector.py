@@ -270,7 +270,7 @@ class Detector:
             outputs = self.infer(batch)
             t2 = time.perf_counter()
             for i, det in zip(batch.index, self.postprocess(outputs, batch)):
-                det.path = paths[i]
+                det.path, det.image = paths[i], arrays[i]
                 results[i] = det
             times.infer += t2 - t1
             times.post += time.perf_counter() - t2

@@ -8,11 +8,20 @@ off the other boxes and the labels already placed where the image leaves room.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from .results import Detections
+
+class Drawable(Protocol):
+    """What is drawn: `results.Detections` is one (drawing does not import the results, which draw themselves)."""
+
+    xyxy: np.ndarray  # ndarray[K, 4] original-image pixels
+    scores: np.ndarray  # ndarray[K]
+    classes: np.ndarray  # ndarray[K] int
+
+    def name(self, cls: int) -> str: ...
 
 
 def _bgr(hex_rgb: str) -> tuple[int, int, int]:
@@ -76,7 +85,7 @@ def place_labels(boxes: Sequence[Rect], sizes: Sequence[tuple[int, int]], image_
     return placed
 
 
-def draw_detections(image: np.ndarray, det: Detections, line_width: int | None = None) -> np.ndarray:
+def draw_detections(image: np.ndarray, det: Drawable, line_width: int | None = None) -> np.ndarray:
     """A copy of `image` ndarray[H, W, 3] uint8 BGR with `det` drawn (boxes rounded to pixels); line
     width and font scale follow the image size."""
     out = np.ascontiguousarray(image).copy()

@@ -1,6 +1,6 @@
 """Image dimensions from the file header, read before decoding: a 600-byte JPEG may declare 30000 x 30000
 pixels (2.7 GB once decoded). Pure Python on the first bytes of the file; formats not parsed here are left to
-OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, set from ours when the runtime imports OpenCV)."""
+OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, set from ours while the runtime loads OpenCV: `opencv.py`)."""
 from __future__ import annotations
 
 import os

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import INFERENCE_PRECISIONS
-from ..errors import InputError, first_line
+from ..errors import InputError, first_line, internal_error
 from ..formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
 from .backends import _dim, read_metadata
 from .metadata import METADATA_KEY, parse_metadata
@@ -59,8 +59,10 @@ class OpenVINOBackend:
             check_pair(path, recorded_bin_hash(path))
         try:
             model = core.read_model(str(path))
-        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
+        except RuntimeError as e:  # what OpenVINO raises for a file it cannot read or compile
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
+        except Exception as e:  # noqa: BLE001 - anything else (a TypeError from our arguments) is a bug of ours
+            raise internal_error(str(path), e, "reading the model in OpenVINO") from e
         self.metadata_text = rt_metadata(model)
         hint = parse_metadata(self.metadata_text, self.path).runtime if self.metadata_text else None
         if hint is not None and hint.backend == "openvino":
@@ -78,8 +80,10 @@ class OpenVINOBackend:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
             self.compiled = core.compile_model(model, device, config if device == "CPU" else {})
-        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
+        except RuntimeError as e:  # what OpenVINO raises for a file it cannot read or compile
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
+        except Exception as e:  # noqa: BLE001 - anything else (a TypeError from our arguments) is a bug of ours
+            raise internal_error(str(path), e, "compiling the model in OpenVINO") from e
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._requests.put(self.compiled.create_infer_request())
         self.load_seconds = time.perf_counter() - t0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from ..names import coco_names
 from .boxes import box_convert
+from .draw import draw_detections
 
 # COCO's 80 training classes -> the 91 category ids of the annotation files (upstream test.py).
 COCO80_TO_91 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
@@ -37,6 +38,9 @@ class Detections:
 
     xyxy: ndarray[K, 4] float32; scores: ndarray[K] float32; classes: ndarray[K] int64;
     names: class names of the model; image_shape: (h, w) of the original image.
+    image: the BGR ndarray[h, w, 3] the detections were made on (a reference, not a copy; `Detector` sets
+    it), so `plot()` and `save(path)` need no image; not pickled (a result sent to another process
+    carries no pixels: `path` still lets `save` read the file) and not compared.
     """
 
     xyxy: np.ndarray
@@ -46,6 +50,7 @@ class Detections:
     image_shape: tuple[int, int]
     path: str | None = None
     frame: int | None = None
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls, names: Sequence[str], image_shape: tuple[int, int], path: str | None = None) -> Detections:
@@ -61,26 +66,36 @@ class Detections:
         return (f"<Detections{where} {self.image_shape[1]}x{self.image_shape[0]}: {len(self)} "
                 f"detection{'s' * (len(self) != 1)}{': ' + found if found else ''}>")
 
-    def plot(self, image: np.ndarray) -> np.ndarray:
-        """A copy of `image` (BGR, the one these detections were made on) with the boxes and labels drawn."""
-        from .draw import draw_detections
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "image": None}
 
-        return draw_detections(image, self)
+    def source_image(self) -> np.ndarray:
+        """The image these detections were made on: the one kept, else the file they came from, read again."""
+        from ..errors import InputError
+        from .sources import read_image
+
+        if self.image is not None:
+            return self.image
+        if self.path is None:
+            raise InputError("Detections: pass the image (these detections keep none and were not made from a file)")
+        return read_image(self.path)
+
+    def plot(self, image: np.ndarray | None = None) -> np.ndarray:
+        """A copy of the image (`image`, default: the one these detections were made on, BGR) with the
+        boxes and labels drawn."""
+        return draw_detections(self.source_image() if image is None else image, self)
 
     def save(self, path: str | Path, image: np.ndarray | None = None) -> Path:
-        """Write the annotated image (`image`, or the file the detections came from) to `path`, atomically."""
+        """Write the annotated image (`image`, default: the one these detections were made on) to `path`,
+        atomically."""
         import cv2
 
         from .. import fs
         from ..errors import InputError
-        from .sources import read_image
 
-        if image is None:
-            if self.path is None:
-                raise InputError("Detections.save: pass the image (these detections were not made from a file)")
-            image = read_image(self.path)
         path = Path(path)
-        ok, buf = cv2.imencode(path.suffix or ".jpg", self.plot(image))
+        image = self.plot(image)
+        ok, buf = cv2.imencode(path.suffix or ".jpg", image)
         if not ok:
             raise InputError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
         try:

@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .image_header import check_pixels, image_size, max_pixels
-
-# OpenCV's own decoded-pixel cap (read when OpenCV loads), for the formats image_header does not parse.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels()))
-import cv2  # noqa: E402 - after the limit above
+from .image_header import check_pixels, image_size
+from .opencv import cv2  # with OpenCV's own pixel cap, for the formats image_header does not parse
 
 MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
 
@@ -151,7 +148,10 @@ def decode_image(buf: np.ndarray | bytes, source: str, limit: int | None = None)
     declared = image_size(buf[:65536].tobytes())
     if declared is not None:  # refused from the header, before a byte is decoded
         check_pixels(*declared, source=source, limit=limit)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # OpenCV's own checks (its pixel cap) raise rather than return None
+        raise InputError(f"{source}: cannot decode image ({' '.join(str(e).split())[-160:]})") from None
     if img is None or img.size == 0:
         raise InputError(f"{source}: cannot decode image (corrupt or not an image)")
     check_pixels(img.shape[1], img.shape[0], source, limit)

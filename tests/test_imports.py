@@ -1,0 +1,85 @@
+"""Importing yolor_deploy changes nothing in the process: every module imported in a fresh interpreter, the
+environment compared after each (a variable set at import time reaches every child process too)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yolor_deploy
+
+# Third-party packages imported first, so that what they do to the environment themselves (`import ray` sets
+# RAY_CLIENT_MODE=0) is not charged to our modules. Never OpenCV: loading it is our code's doing (runtime/opencv.py).
+THIRD_PARTY = ("torch", "onnx", "onnxruntime", "openvino", "ray", "ray.serve", "fastapi", "uvicorn", "yaml")
+
+_CHILD = r"""
+import importlib, importlib.util, json, os, pathlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+assert "cv2" not in sys.modules
+changed = {}
+root = pathlib.Path(importlib.util.find_spec("yolor_deploy").origin).parent  # found, not imported
+names = sorted(".".join(("yolor_deploy",) + p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+               for p in root.rglob("*.py") if p.name != "__main__.py")  # pkgutil.walk_packages would import
+for name in names:  # the package first: its __init__ imports the runtime
+    before = dict(os.environ)
+    importlib.import_module(name)
+    after = dict(os.environ)
+    diff = {k: [before.get(k), after.get(k)] for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if diff:
+        changed[name] = diff
+print(json.dumps({"modules": names, "changed": changed}))
+"""
+
+_CAP = r"""
+import os, sys
+import numpy as np
+from yolor_deploy.runtime import read_image  # the runtime loads OpenCV
+import cv2
+from yolor_deploy.errors import InputError
+assert "OPENCV_IO_MAX_IMAGE_PIXELS" not in os.environ
+path = sys.argv[1]
+try:
+    cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    print("opencv decoded it")
+except cv2.error:
+    print("opencv refused it")
+try:
+    read_image(path)
+except InputError as e:
+    print("InputError:", e)
+"""
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(yolor_deploy.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_importing_every_module_leaves_the_environment_unchanged():
+    env = {k: v for k, v in _env().items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *THIRD_PARTY], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert len(got["modules"]) > 100 and "yolor_deploy.runtime.sources" in got["modules"]
+    assert got["changed"] == {}, got["changed"]
+
+
+def test_opencv_pixel_cap_holds_without_touching_the_environment(tmp_path):
+    """OpenCV's own cap (for formats whose header we do not read: TIFF here) is ours, set only while it loads."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "big.tiff"
+    cv2.imwrite(str(path), np.zeros((40, 50, 3), np.uint8))
+    env = {**{k: v for k, v in _env().items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}, "YOLOR_MAX_IMAGE_PIXELS": "1000"}
+    proc = subprocess.run([sys.executable, "-c", _CAP, str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "opencv refused it", lines
+    assert len(lines) == 2 and lines[1].startswith(f"InputError: {path}: cannot decode image"), lines
