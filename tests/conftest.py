@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from helpers import fixtures
+
 # CI sets this: a test that cannot run here (a missing extra such as `[ray]`, a missing module) fails instead of
 # skipping quietly; only a skip whose reason starts with "machine:" (what the hardware lacks) stays a skip.
 REQUIRE_ALL = "YOLOR_REQUIRE_ALL"
@@ -35,6 +37,26 @@ def pytest_report_header(config):
     from yolor_deploy.sysinfo import cpu_line
 
     return [f"cpu: {cpu_line()}"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """A bare clone (no upstream-made fixtures): each test that needs them is skipped, all with one reason."""
+    if not fixtures.MISSING:
+        return
+    skip = pytest.mark.skip(reason=fixtures.REASON)
+    marked = [item for item in items if fixtures.needs_fixtures(item)]
+    for item in marked:
+        item.add_marker(skip)
+    config.stash[_SKIPPED_FOR_FIXTURES] = len(marked)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    n = config.stash.get(_SKIPPED_FOR_FIXTURES, None)
+    if n is not None:
+        terminalreporter.write_line(f"{n} tests skipped at collection: {fixtures.REASON} (looked in {fixtures.SHARED})")
+
+
+_SKIPPED_FOR_FIXTURES = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(hookwrapper=True)

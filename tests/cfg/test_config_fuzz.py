@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers.fixtures import FIXTURES, REPO
+from helpers.fixtures import FIXTURES, REPO, require_fixtures
 from helpers.fuzz import DERANDOMIZE, examples
 from yolor_deploy.cfg.darknet import LAYER_TYPES, DarknetSpec, parse_darknet_cfg
 from yolor_deploy.cfg.plain import MAX_PARAMS
@@ -22,6 +22,7 @@ from yolor_deploy.errors import ConfigError
 
 PAPER = REPO / "src" / "yolor_deploy" / "configs" / "paper"
 MAIN = REPO / "src" / "yolor_deploy" / "configs" / "main"
+require_fixtures()  # the configs below are read at import
 YAMLS = sorted(PAPER.glob("*.yaml")) + sorted(FIXTURES.glob("*.yaml"))
 YAML_TEXTS = [p.read_text() for p in YAMLS]
 YAML_DICTS = [yaml.safe_load(t) for t in YAML_TEXTS]
