@@ -1,6 +1,8 @@
 """The top-level Python API: imports, compact results, refusing impossible class filters."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -31,8 +33,11 @@ def test_result_repr_plot_and_save(tmp_path):
         assert changed[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1].any()
     out = res.save(tmp_path / "a.png", horses())
     assert out.stat().st_size > 1000
+    assert res.save(tmp_path / "b.png").read_bytes() == out.read_bytes()  # the result keeps its image
+    bare = pickle.loads(pickle.dumps(res))  # pixels are not pickled; the path is
+    bare.path = None
     with pytest.raises(InputError, match="pass the image"):
-        res.save(tmp_path / "b.png")
+        bare.plot()
 
 
 def test_classes_out_of_range_are_refused():
