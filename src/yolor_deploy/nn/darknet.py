@@ -125,6 +125,12 @@ class DarknetModel(YOLORModel):
             j -= 1
         return j
 
+    def head_convs(self) -> list[nn.Conv2d]:
+        """As the base class; a level whose head section is not a plain conv with bias is left out."""
+        mods = [self.module_list[self.head_conv_index(level)] for level in range(len(self.strides))]
+        convs = [m[0] if isinstance(m, nn.Sequential) else None for m in mods]
+        return [c for c in convs if isinstance(c, nn.Conv2d) and c.bias is not None]
+
     @torch.no_grad()
     def _init_head_bias(self) -> None:
         """Upstream's 'smart bias' init of the head convs (objectness and class priors)."""

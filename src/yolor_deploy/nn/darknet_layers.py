@@ -16,6 +16,7 @@ class Implicit(nn.Module):
 
     def __init__(self, channels: int, mean: float = 0.0):
         super().__init__()
+        self.mean = float(mean)
         self.implicit = nn.Parameter(torch.full((1, channels, 1, 1), float(mean)))
         nn.init.normal_(self.implicit, mean=mean, std=0.02)
 

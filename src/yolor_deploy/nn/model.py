@@ -45,6 +45,10 @@ class YOLORModel(nn.Module):
         """Tensor[nl, na, 2]: anchor (w, h) in input pixels, as the decode uses them."""
         raise NotImplementedError
 
+    def head_convs(self) -> list[nn.Conv2d]:
+        """The detection-head convs (with bias), one per level in stride order."""
+        raise NotImplementedError
+
     # --- common -------------------------------------------------------------------------------
     @property
     def stride(self) -> torch.Tensor:

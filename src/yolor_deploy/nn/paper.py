@@ -55,5 +55,8 @@ class PaperModel(YOLORModel):
     def anchors_px(self) -> torch.Tensor:
         return self.head.anchors_px()
 
+    def head_convs(self) -> list[nn.Conv2d]:
+        return list(self.head.m)
+
     def init_biases(self) -> None:
         self.head.init_biases()

@@ -10,6 +10,7 @@ import torch
 from ..cfg.plain import MAX_PARAMS, params_message
 from ..errors import ConfigError
 from ..names import coco_names
+from .init import init_well_conditioned
 from .model import YOLORModel
 
 
@@ -97,10 +98,12 @@ def _construct(spec, names: list[str] | None) -> YOLORModel:
 
 
 def create_model(cfg: str | Path | dict, nc: int | None = None, names: list[str] | None = None,
-                 seed: int | None = None) -> YOLORModel:
+                 seed: int | None = None, well_conditioned: bool = True) -> YOLORModel:
     """Build a variant by name (`"yolor-p6"`) or config path, in eval mode with random weights.
 
-    With `seed`, weights are reproducible and the detection-head biases get upstream's priors.
+    With `seed`, weights are reproducible and the detection-head biases get upstream's priors; unless
+    `well_conditioned=False`, they are then made well-conditioned (`nn.init.init_well_conditioned`: BatchNorm
+    calibrated on the bundled images, head scaled), so that the output depends on the input.
     """
     if seed is not None:
         torch.manual_seed(seed)
@@ -110,4 +113,6 @@ def create_model(cfg: str | Path | dict, nc: int | None = None, names: list[str]
     init = getattr(model, "init_biases", None)
     if init is not None:
         init()
+    if seed is not None and well_conditioned:
+        init_well_conditioned(model, seed)
     return model.eval()
