@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from helpers.fixtures import fixture_path
 from helpers.transform_bugs import TRANSFORM_BUGS, expected_layer
@@ -56,6 +57,7 @@ def test_injected_transform_bug_is_refused(subject, bug, monkeypatch, tmp_path):
     assert "\n" not in msg and "nothing was written" in msg
     assert not out.exists() and not list(tmp_path.glob("*.onnx"))
     check = next(t for t in e.value.report.transforms if not t.passed)
+    assert check.tolerance == TOLERANCE  # float64's own noise on a real model is far below the floor
     assert check.err > 1e4 * TOLERANCE, f"{bug} moves the output by only {check.err:.3g}"
     want = expected_layer(spec, model)
     if want is None:
@@ -65,6 +67,31 @@ def test_injected_transform_bug_is_refused(subject, bug, monkeypatch, tmp_path):
         m = re.match(r"layer (\d+) \(\w+\)", check.departs)
         assert m and int(m.group(1)) == want, f"expected layer {want}: {msg}"
     assert (tmp_path / "r.json").exists()  # the refusal's report, for the record
+
+
+def test_tolerance_follows_float64_noise_of_a_chaotic_network(subject):
+    """Where float64 itself is noisy (measured by the input moved by 2 float64 ulps), the tolerance is
+    NOISE_FACTOR x that noise: a transform within it passes, one beyond it fails."""
+    import numpy as np
+
+    from yolor_deploy.verify.exported import references
+    from yolor_deploy.verify.transforms import NOISE_FACTOR, check_transform
+
+    _, model = subject
+    (label, ref), = references(model, [("random", np.random.default_rng(0).random((1, 3, 64, 64), np.float32))])
+    assert ref.fp64_ulp is not None and np.abs(ref.fp64_ulp - ref.fp64).max() < 1e-9
+    ref.fp64_ulp = ref.fp64.copy()
+    ref.fp64_ulp[..., 4] += 1e-6  # pretend float64 moves objectness by 1e-6 under 2 ulps of input
+    tol = NOISE_FACTOR * 1e-6
+
+    def shifted(by):
+        return lambda x: torch.from_numpy(ref.fp64 + np.where(np.arange(ref.fp64.shape[-1]) == 4, by, 0.0))
+
+    m64 = model.clone().double()
+    ok = check_transform("t", "", model, m64, shifted(0.5 * tol), [(label, ref)])
+    bad = check_transform("t", "", model, m64, shifted(2 * tol), [(label, ref)])
+    assert ok.passed and ok.tolerance == pytest.approx(tol)
+    assert not bad.passed and bad.departs.startswith("the decode")
 
 
 def test_every_bug_applies_to_a_tested_branch():

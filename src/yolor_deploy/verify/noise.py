@@ -39,6 +39,7 @@ class Reference:
     fp64: np.ndarray  # [B, N, 5+nc] float64: the "exact" value
     fp32: dict[str, np.ndarray] = field(default_factory=dict)  # VARIANTS -> [B, N, 5+nc] float32
     inverted_fp32: np.ndarray | None = None  # the model on 1 - x: does the output depend on the input?
+    fp64_ulp: np.ndarray | None = None  # float64 forward of x moved by 2 float64 ulps: float64's own noise
 
     @property
     def plain(self) -> np.ndarray:
@@ -46,16 +47,16 @@ class Reference:
         return self.fp32["fp32"]
 
 
-def perturb_ulps(x: np.ndarray, ulps: int = 2, seed: int = 0) -> np.ndarray:
-    """x with every element moved by -ulps..ulps units in the last place (float32)."""
+def perturb_ulps(x: np.ndarray, ulps: int = 2, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    """x with every element moved by -ulps..ulps units in the last place of `dtype`."""
     rng = np.random.default_rng(seed)
     steps = rng.integers(-ulps, ulps + 1, size=x.shape)
-    y = x.astype(np.float32).copy()
+    y = x.astype(dtype).copy()
     for _ in range(ulps):
-        y = np.where(steps > 0, np.nextafter(y, np.float32(np.inf)), y)
-        y = np.where(steps < 0, np.nextafter(y, np.float32(-np.inf)), y)
+        y = np.where(steps > 0, np.nextafter(y, dtype(np.inf)), y)
+        y = np.where(steps < 0, np.nextafter(y, dtype(-np.inf)), y)
         steps = steps - np.sign(steps)
-    return y.astype(np.float32)
+    return y.astype(dtype)
 
 
 def _run(model: Callable, x: np.ndarray, dtype=torch.float32) -> np.ndarray:
@@ -105,6 +106,7 @@ class ReferenceModels:
 
     def reference(self, x: np.ndarray) -> Reference:
         ref = Reference(x, _run(self.m64, x, torch.float64))
+        ref.fp64_ulp = _run(self.m64, perturb_ulps(x, dtype=np.float64), torch.float64)
         ref.fp32["fp32"] = _run(self.m32, x)
         before = torch.get_num_threads()
         try:

@@ -7,7 +7,8 @@ the function of the network as loaded to ~1e-12 (measured: 4e-14 .. 3e-12 relati
 both branches). So each transform is a checked step of its own, before anything is traced: its float64
 output on the verification inputs is compared with the untouched model's float64 output, in the units
 of the verification rule (box errors relative to box size, probabilities absolute). A transform that
-changes the function by more than TOLERANCE stops the export, naming the first top-level layer whose
+changes the function by more than the tolerance (TOLERANCE, or 10x float64's own measured noise on a
+chaotic network) stops the export, naming the first top-level layer whose
 output departs (or the decode, when every layer agrees).
 
 Neither side shares code with the other beyond the layers themselves: the reference is the model as
@@ -26,10 +27,15 @@ from .layer_diff import layer_container, layer_type, torch_layer_outputs
 from .noise import Reference
 from .rule import errors
 
-# float64 agreement of exact algebra is ~1e-12 in rule units; the smallest catalogued fold bug (BN eps
-# 1e-5 instead of 1e-3) moves outputs by >= 1e-4. Per layer: max |a - b| / max |b| over the layer output.
+# float64 agreement of exact algebra is ~1e-14 in rule units on real models; the smallest catalogued fold
+# bug moves outputs by >= 1e-2 (err/tol >= 3e6 on the fixtures). Per layer: max |a - b| / max |b|.
 TOLERANCE = 1e-8
 LAYER_TOLERANCE = 1e-8
+# A chaotic network (random weights at a size they were not calibrated for: yolor-p6 @640, logits in
+# the thousands) amplifies float64's own rounding to ~1e-7 in rule units: its float64 noise is measured
+# like fp32's, by the input moved by 2 float64 ulps (`Reference.fp64_ulp`), and the tolerance is
+# max(TOLERANCE, NOISE_FACTOR x that noise).
+NOISE_FACTOR = 10.0
 
 
 @dataclass
@@ -98,14 +104,16 @@ def check_transform(name: str, what: str, reference: YOLORModel, transformed: YO
                     refs: list[tuple[str, Reference]]) -> TransformCheck:
     """`forward` (the transformed float64 model's output [B, N, 5+nc] for a float64 input) against each
     reference's float64 output of the untouched model (`refs`, from `exported.references`)."""
-    worst, worst_x, worst_label = 0.0, None, ""
+    worst, worst_x, worst_label, tol = 0.0, None, "", TOLERANCE
     with torch.no_grad():
         for label, ref in refs:
             y = forward(torch.from_numpy(np.ascontiguousarray(ref.x)).double()).numpy()
             e = _largest_error(y, ref.fp64)
             if not e <= worst:
                 worst, worst_x, worst_label = e, ref.x, label
-    check = TransformCheck(name, what, worst, TOLERANCE, len(refs))
+            if ref.fp64_ulp is not None:
+                tol = max(tol, NOISE_FACTOR * _largest_error(ref.fp64_ulp, ref.fp64))
+    check = TransformCheck(name, what, worst, tol, len(refs))
     if not check.passed and worst_x is not None:
         with torch.no_grad():
             where, rel = first_departing_layer(reference, transformed, worst_x,
@@ -113,5 +121,5 @@ def check_transform(name: str, what: str, reference: YOLORModel, transformed: YO
         check.departs = where
         check.reason = (f"{where} departs from the checkpoint's network"
                         + (f" by {rel:.3g} relative" if rel else "")
-                        + f" (float64, input {worst_label}; output error {worst:.3g} > {TOLERANCE:g})")
+                        + f" (float64, input {worst_label}; output error {worst:.3g} > {tol:.3g})")
     return check
