@@ -59,11 +59,22 @@ def test_rewritten_decode_is_the_formula(b, h, w):
 
 
 def test_half_maps_decode_in_float32():
+    """fp16 maps (a --half export) are decoded in float32: exact to float32 on the fp16 values."""
     maps = random_maps(1, 64, 96, seed=1)
     pred, _ = run_rewrite([m.astype(np.float16) for m in maps], torch.float16)
     assert pred.dtype == torch.float32
     want = formula([m.astype(np.float16).astype(np.float64) for m in maps])
-    np.testing.assert_allclose(pred.numpy(), want, rtol=2e-3, atol=2e-3)  # anchors rounded to fp16 only
+    np.testing.assert_allclose(pred.numpy(), want, rtol=2e-6, atol=1e-4)  # fp16 math would be ~1e-3 off
+
+
+def test_decode_runs_in_the_dtype_of_the_maps():
+    """Anchors of another dtype (float64 buffers, say) do not change the decode's dtype."""
+    maps = random_maps(1, 64, 64, seed=3)
+    with torch.no_grad():
+        pred, _ = decode_for_export(Decode(NA, NO), [torch.from_numpy(m).float() for m in maps],
+                                    torch.from_numpy(ANCHORS), STRIDES)
+    assert pred.dtype == torch.float32
+    np.testing.assert_allclose(pred.numpy(), formula([m.astype(np.float32) for m in maps]), rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("ny, nx", [(1, 1), (3, 5), (7, 2)])

@@ -69,10 +69,10 @@ def test_bn_scale_shift_and_affine_fold_are_exact():
         torch.testing.assert_close(fused(x), want, rtol=0, atol=1e-12)
         plain = nn.Conv2d(4, 6, 1, bias=False).double()
         torch.testing.assert_close(fold_affine_into_conv(plain, scale, shift)(x), bn(plain(x)), rtol=0, atol=1e-12)
-        ss = ScaleShift(scale, shift, torch.float64)
+        ss = ScaleShift(scale, shift)
         torch.testing.assert_close(ss(x[:, :1].expand(-1, 6, -1, -1).contiguous()),
                                    bn(x[:, :1].expand(-1, 6, -1, -1)), rtol=0, atol=1e-13)
-    assert ScaleShift(scale, shift).scale.dtype == torch.float32  # default dtype
+    assert ss.scale.dtype == torch.float64 and ScaleShift(scale.float(), shift.float()).shift.dtype == torch.float32
 
 
 @pytest.mark.parametrize("block", [L.BottleneckCSP, L.BottleneckCSPF, L.BottleneckCSP2, L.SPPCSP])
@@ -110,7 +110,8 @@ def test_paper_fixture_folds_exactly(name):
     assert folded.fold_counts["implicit"] == 2 * len(model.strides) and folded.fold_counts["conv_bn"] > 0
     assert not any(isinstance(b, (nn.BatchNorm2d, L.ImplicitA, L.ImplicitM)) for b in folded.modules())
     assert next(folded.parameters()).dtype == torch.float64
-    assert next(prepare_for_export(model).parameters()).dtype == torch.float32
+    default = prepare_for_export(model)  # folded by default, in float32
+    assert next(default.parameters()).dtype == torch.float32 and default.fold_counts == folded.fold_counts
     assert any(isinstance(b, nn.BatchNorm2d) for b in model.modules())  # the original is untouched
 
 
@@ -186,6 +187,15 @@ def test_main_shift_and_control_fold_exactly(bn):
     assert folded.fold_counts == {"conv_bn": 2 + bn, "implicit": 4}
     assert folded.fold_moved == frozenset({6, 7, 10, 11})  # the shifts pass x on; the convs multiply
     assert not any(isinstance(m, (ShiftChannels, ControlChannels, nn.BatchNorm2d)) for m in folded.module_list)
+
+
+def test_main_shift_from_a_feature_map_is_not_folded():
+    """[shift_channels] whose source is a feature map, not an implicit vector, stays as it is (exactly)."""
+    cfg = HEAD.format(bn="").replace("[shift_channels]\nfrom=1", "[shift_channels]\nfrom=0", 1)
+    model = scramble(DarknetModel(parse_darknet_cfg(cfg)), seed=6)
+    rel, folded = rel_diff(model, torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert rel < EXACT and folded.fold_counts["implicit"] == 3
+    assert isinstance(folded.module_list[6], ShiftChannels)
 
 
 def test_main_fixture_folds_exactly():

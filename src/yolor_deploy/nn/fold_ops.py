@@ -34,12 +34,13 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 class ScaleShift(nn.Module):
-    """Per-channel x*scale + shift (what is left of a BN that cannot go into a conv), in the given dtype."""
+    """Per-channel x*scale + shift (what is left of a BN that cannot go into a conv), in the dtype of
+    `scale` and `shift` (float64 from `bn_scale_shift`; the folded copy is cast as a whole afterwards)."""
 
-    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, dtype: torch.dtype = torch.float32):
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
         super().__init__()
-        self.register_buffer("scale", scale.to(dtype).view(1, -1, 1, 1))
-        self.register_buffer("shift", shift.to(dtype).view(1, -1, 1, 1))
+        self.register_buffer("scale", scale.view(1, -1, 1, 1))
+        self.register_buffer("shift", shift.view(1, -1, 1, 1))
 
     def forward(self, x):
         return x * self.scale + self.shift

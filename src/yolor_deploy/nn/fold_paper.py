@@ -43,7 +43,7 @@ def fold_csp_tail(m: L._CSPTail) -> None:
         m.cv3 = ops.fold_affine_into_conv(m.cv3, scale[:c], shift[:c])
         y1_affine: nn.Module = nn.Identity()
     else:
-        y1_affine = ops.ScaleShift(scale[:c], shift[:c], m.cv2.weight.dtype)
+        y1_affine = ops.ScaleShift(scale[:c], shift[:c])
     m.folded_tail = FoldedCSPTail(y1_affine, m.act)
     m.bn = nn.Identity()
     m.tail = _csp_tail_forward.__get__(m)
