@@ -18,7 +18,7 @@ from yolor_deploy.export import export_onnx
 from yolor_deploy.verify.transforms import TOLERANCE
 
 MODELS = {"trained/shapes-ssss-w025": "paper", "main-csp-tiny": "main"}
-HW = (256, 256)
+HW = (128, 128)
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
