@@ -70,7 +70,7 @@ class OpenVINORunner:
     """An OpenVINO model with the `run(None, feeds)` face of an ORT session (f32 precision, N threads)."""
 
     def __init__(self, path: Path, threads: int):
-        from yolor_deploy.runtime.openvino_backend import OpenVINOBackend
+        from yolor_deploy.runtime.backends.openvino import OpenVINOBackend
 
         self.backend = OpenVINOBackend(path, threads=threads)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yolor_deploy
 
 # Third-party packages imported first, so that what they do to the environment themselves (`import ray` sets
-# RAY_CLIENT_MODE=0) is not charged to our modules. Never OpenCV: loading it is our code's doing (runtime/opencv.py).
+# RAY_CLIENT_MODE=0) is not charged to our modules. Never OpenCV: loading it is our code's doing (runtime/inputs/opencv.py).
 THIRD_PARTY = ("torch", "onnx", "onnxruntime", "openvino", "ray", "ray.serve", "fastapi", "uvicorn", "yaml")
 
 _CHILD = r"""
@@ -66,7 +66,7 @@ def test_importing_every_module_leaves_the_environment_unchanged():
     proc = subprocess.run([sys.executable, "-c", _CHILD, *THIRD_PARTY], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.splitlines()[-1])
-    assert len(got["modules"]) > 100 and "yolor_deploy.runtime.sources" in got["modules"]
+    assert len(got["modules"]) > 100 and "yolor_deploy.runtime.inputs.sources" in got["modules"]
     assert got["changed"] == {}, got["changed"]
 
 

@@ -30,7 +30,7 @@ from yolor_deploy.eval import (
     read_yolo_labels,
 )
 from yolor_deploy.runtime import Detector
-from yolor_deploy.runtime.results import coco_names
+from yolor_deploy.runtime.results.detections import coco_names
 
 TRAINED = FIXTURES / "trained"
 CKPT = TRAINED / "shapes-ssss-w025.pt"
@@ -188,7 +188,7 @@ def trained(tmp_path_factory):
         pytest.fail(f"{CKPT} is missing (a test must not pass without its data)")
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
-    from yolor_deploy.runtime.torch_backend import TorchBackend
+    from yolor_deploy.runtime.backends.torch import TorchBackend
 
     model = load_checkpoint(CKPT)
     onnx_path = tmp_path_factory.mktemp("val") / "shapes-dynamic.onnx"

@@ -21,7 +21,7 @@ from yolor_deploy.contract import ModelMetadata
 from yolor_deploy.errors import ExportError, InputError, VerificationError
 from yolor_deploy.export import export_onnx
 from yolor_deploy.runtime import Detector, open_backend, parse_backend
-from yolor_deploy.runtime.openvino_backend import OpenVINOBackend
+from yolor_deploy.runtime.backends.openvino import OpenVINOBackend
 
 
 @pytest.fixture(scope="module")

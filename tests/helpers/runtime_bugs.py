@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from yolor_deploy.runtime import boxes as boxes_mod
 from yolor_deploy.runtime import detector as detector_mod
-from yolor_deploy.runtime.letterbox import Letterboxed
+from yolor_deploy.runtime.inputs.letterbox import Letterboxed
+from yolor_deploy.runtime.post import boxes as boxes_mod
 
 _letterbox = detector_mod.letterbox
 _scale_boxes = detector_mod.scale_boxes

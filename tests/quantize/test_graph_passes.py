@@ -10,7 +10,7 @@ import pytest
 from yolor_deploy.assets import trained_checkpoint
 from yolor_deploy.export import export_onnx
 from yolor_deploy.quantize.graph_passes import silu_before_concat
-from yolor_deploy.runtime.backends import cpu_session
+from yolor_deploy.runtime.backends.onnxruntime import cpu_session
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Box helpers against hand-computed arrays (fast killer tests for runtime/boxes.py)."""
+"""Box helpers against hand-computed arrays (fast killer tests for runtime/post/boxes.py)."""
 from __future__ import annotations
 
 import warnings
@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from yolor_deploy.runtime.boxes import box_area, box_convert, box_iou, clip_boxes, scale_boxes
+from yolor_deploy.runtime.post.boxes import box_area, box_convert, box_iou, clip_boxes, scale_boxes
 
 XYXY = np.array([[10.0, 20.0, 50.0, 80.0], [0.0, 0.0, 3.0, 1.0]])
 CXCYWH = np.array([[30.0, 50.0, 40.0, 60.0], [1.5, 0.5, 3.0, 1.0]])

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from yolor_deploy.runtime import Detections
-from yolor_deploy.runtime.draw import PALETTE, _area, class_color, draw_detections, place_labels, text_color
+from yolor_deploy.runtime.results.draw import PALETTE, _area, class_color, draw_detections, place_labels, text_color
 
 
 def inside(rect, hw) -> bool:

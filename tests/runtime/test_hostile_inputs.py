@@ -18,9 +18,9 @@ from yolor_deploy.cli.main import main
 from yolor_deploy.contract import METADATA_KEY
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime import Detector, resolve_sources
-from yolor_deploy.runtime.image_header import ENV_MAX_PIXELS, image_size
-from yolor_deploy.runtime.nms import MAX_NMS, non_max_suppression
-from yolor_deploy.runtime.sources import read_image
+from yolor_deploy.runtime.inputs.image_header import ENV_MAX_PIXELS, image_size
+from yolor_deploy.runtime.inputs.sources import read_image
+from yolor_deploy.runtime.post.nms import MAX_NMS, non_max_suppression
 
 
 def constant_model(path, out_shape, meta: dict | None, in_shape=(1, 3, 320, 320), extra_outputs=()):

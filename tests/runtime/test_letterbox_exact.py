@@ -1,10 +1,10 @@
-"""Letterbox geometry and pixels against hand-computed numbers (fast killer tests for runtime/letterbox.py)."""
+"""Letterbox geometry and pixels against hand-computed numbers (fast killer tests for runtime/inputs/letterbox.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from yolor_deploy.runtime.letterbox import PAD_VALUE, letterbox, letterbox_shape
+from yolor_deploy.runtime.inputs.letterbox import PAD_VALUE, letterbox, letterbox_shape
 
 
 @pytest.mark.parametrize(

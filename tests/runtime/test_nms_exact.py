@@ -1,4 +1,4 @@
-"""`non_max_suppression` edge cases with hand-computed answers (fast killer tests for runtime/nms.py);
+"""`non_max_suppression` edge cases with hand-computed answers (fast killer tests for runtime/post/nms.py);
 the random comparisons against a plain reference are in test_runtime_nms.py."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from yolor_deploy.runtime.nms import MAX_NMS, batched_nms, nms, non_max_suppression
+from yolor_deploy.runtime.post.nms import MAX_NMS, batched_nms, nms, non_max_suppression
 
 
 def row(cx, cy, w, h, obj, *cls):

@@ -10,8 +10,8 @@ import pytest
 from helpers.runtime_data import horses, write_sizes_folder, write_video
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime import Detections, VideoReader, read_image, resolve_sources
-from yolor_deploy.runtime.results import COCO80_TO_91, coco_names
-from yolor_deploy.runtime.sources import iter_frames, to_bgr8
+from yolor_deploy.runtime.inputs.sources import iter_frames, to_bgr8
+from yolor_deploy.runtime.results.detections import COCO80_TO_91, coco_names
 
 
 def test_odd_image_formats_become_8bit_bgr(tmp_path):

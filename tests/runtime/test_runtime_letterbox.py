@@ -7,7 +7,7 @@ import pytest
 
 from helpers.fixtures import fixture_path
 from yolor_deploy.runtime import letterbox, scale_boxes
-from yolor_deploy.runtime.letterbox import letterbox_shape
+from yolor_deploy.runtime.inputs.letterbox import letterbox_shape
 
 
 def _horses() -> np.ndarray:
@@ -34,7 +34,7 @@ def test_horses_preprocessing_is_bit_exact_with_upstream():
     class Fake:  # a static 1x3x320x320 backend; only preprocessing runs
         path, name, load_seconds = "fake", "fake", 0.0
         input_shape, input_dtype, output_names = (1, 3, 320, 320), np.dtype(np.float32), ["output"]
-        from yolor_deploy.runtime.metadata import ModelMetadata
+        from yolor_deploy.runtime.backends.metadata import ModelMetadata
         metadata = ModelMetadata(names=("a",), stride=(8, 16, 32), imgsz=(320, 320))
 
     det = Detector(Fake())

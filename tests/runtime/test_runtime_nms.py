@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yolor_deploy.runtime import batched_nms, box_convert, box_iou, nms, non_max_suppression
-from yolor_deploy.runtime.nms import BLOCK
+from yolor_deploy.runtime.post.nms import BLOCK
 
 
 # --- plain-Python references -----------------------------------------------------------------

@@ -127,6 +127,6 @@ def runtime_hint(args: argparse.Namespace, model: str | Path) -> RuntimeHint | N
     """`--hint REPORT`: the runtime settings the optimize report recorded for `model` (None without --hint)."""
     if getattr(args, "hint", None) is None:
         return None
-    from ..runtime.report_hint import read_report_hint
+    from ..runtime.backends.report_hint import read_report_hint
 
     return read_report_hint(args.hint, model)

@@ -106,12 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..runtime import Detector, resolve_sources
-    from ..runtime.outputs import ResultWriter
-    from ..runtime.sources import iter_frames
+    from ..runtime.inputs.sources import iter_frames
+    from ..runtime.results.writer import ResultWriter
 
     err = Console(stderr=True)
     if args.max_pixels is not None:
-        from ..runtime.image_header import ENV_MAX_PIXELS
+        from ..runtime.inputs.image_header import ENV_MAX_PIXELS
 
         if args.max_pixels < 1:
             raise InputError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")

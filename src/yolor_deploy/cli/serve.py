@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:
         raise InputError(f'serve needs the serve extra (missing {e.name}): pip install "yolor-deploy[serve]"') \
             from None
-    from ..runtime.image_header import max_pixels
+    from ..runtime.inputs.image_header import max_pixels
 
     _check_numbers(args)
     _check_engine_flags(args)

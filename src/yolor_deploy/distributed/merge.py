@@ -28,7 +28,7 @@ class MergeResult:
 def merge_shards(save_dir: Path, shards: list[Shard], records: list[dict[str, Any]], save_img: bool,
                  save_txt: bool, save_conf: bool, save_json: bool) -> MergeResult:
     """Write the final outputs under `save_dir` from the shards' records (one per shard, same order)."""
-    from ..runtime.outputs import ResultWriter
+    from ..runtime.results.writer import ResultWriter
 
     writer = ResultWriter(save_dir, save_img=save_img, save_txt=save_txt, save_conf=save_conf, save_json=save_json)
     out = MergeResult()

@@ -43,7 +43,7 @@ class RayPredictResult:
 
 def resolve_items(specs: Sequence[str | Path]) -> list[Item]:
     """Every source in the local engine's order (`resolve_sources` per argument), URIs listed by pyarrow."""
-    from ..runtime.sources import IMAGE_SUFFIXES, resolve_sources
+    from ..runtime.inputs.sources import IMAGE_SUFFIXES, resolve_sources
 
     found: list[tuple[str, str]] = []
     for spec in map(str, specs):

@@ -29,7 +29,7 @@ class ShardWorker:
         if config.get("cwd") and os.path.isdir(config["cwd"]):
             os.chdir(config["cwd"])
         if config.get("max_pixels"):
-            from ..runtime.image_header import ENV_MAX_PIXELS
+            from ..runtime.inputs.image_header import ENV_MAX_PIXELS
 
             os.environ[ENV_MAX_PIXELS] = str(config["max_pixels"])
         from ..runtime import Detector
@@ -44,7 +44,7 @@ class ShardWorker:
     def run_shard(self, shard_dict: dict[str, Any]) -> dict[str, Any]:
         """Detect in every source of the shard, write its files and then its record; return a short summary
         (shard number, frames, failed sources, worker pid, seconds). Rerunning a shard rewrites the same files."""
-        from ..runtime.outputs import ResultWriter
+        from ..runtime.results.writer import ResultWriter
 
         t0 = time.perf_counter()
         shard = Shard.from_dict(shard_dict)
@@ -96,7 +96,7 @@ def _stage_seconds(detector) -> dict[str, float]:
 def _frames(items: tuple[Item, ...], entries: dict[int, dict[str, Any]]) -> Iterator[tuple[Any, Item]]:
     """Decoded frames of the items in order, each with its item; a source that cannot be read (or whose decoder
     fails in any way) is reported in its entry's warnings and skipped, as the local engine does."""
-    from ..runtime.sources import MAX_FILE_BYTES, Frame, Source, decode_image, iter_frames
+    from ..runtime.inputs.sources import MAX_FILE_BYTES, Frame, Source, decode_image, iter_frames
 
     for item in items:
         warn: Callable[[str], None] = entries[item.index]["warnings"].append

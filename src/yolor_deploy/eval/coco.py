@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.results import Detections, coco_category_ids
-from ..runtime.sources import IMAGE_SUFFIXES, read_image
+from ..runtime.inputs.sources import IMAGE_SUFFIXES, read_image
+from ..runtime.results.detections import Detections, coco_category_ids
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ are declarative specs (`candidates.py`) filtered by what the machine has (`machi
 budget is chosen (`choose.py`); `run.optimize_model` writes report.json, report.png and best.*.
 Torch-free: a checkpoint is exported by the CLI first.
 """
-from ..runtime.report_hint import REPORT_NAME
+from ..runtime.backends.report_hint import REPORT_NAME
 from .candidates import CANDIDATES, CandidateSpec
 from .run import OptimizeOptions, optimize_model
 

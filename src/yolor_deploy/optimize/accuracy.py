@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..eval import LabeledImage, coco_evaluate, coco_ground_truth, coco_results, find_labeled_images, image_ids
-from ..runtime.results import Detections
-from ..runtime.sources import read_image
+from ..runtime.inputs.sources import read_image
+from ..runtime.results.detections import Detections
 
 LABELS_SETTINGS = {"conf_thres": 0.001, "iou_thres": 0.65}  # upstream test.py
 AGREEMENT_SETTINGS = {"conf_thres": 0.001, "iou_thres": 0.45}
@@ -46,7 +46,7 @@ def accuracy_set(images: Sequence[Path], val_images: Path | None, val_labels: Pa
     if val_images is not None and val_labels is not None:
         return AccuracySet(find_labeled_images(val_images, val_labels, nc), labelled=True)
     if val_images is not None:
-        from ..runtime.sources import resolve_sources
+        from ..runtime.inputs.sources import resolve_sources
 
         images = [s.path for s in resolve_sources([val_images]) if s.kind == "image"]
     return AccuracySet([LabeledImage(Path(p), None, np.zeros((0, 5))) for p in images], labelled=False)

@@ -73,7 +73,7 @@ def write_best(artifact: Path, hint: RuntimeHint, out_dir: Path) -> list[Path]:
     the other kind of best (from an earlier run) is removed. Returns the files written."""
     from ..formats.openvino_ir import import_openvino, install_ir, ir_workdir, save_ir
     from ..fs import atomic_path
-    from ..runtime.openvino_backend import rt_metadata
+    from ..runtime.backends.openvino import rt_metadata
 
     if artifact.suffix.lower() == ".xml":
         target = out_dir / "best.xml"

@@ -1,10 +1,10 @@
 """The optimize report: the JSON document (`report.json`, read back only when named: `--hint`,
-`runtime.report_hint`) and the table printed on the console."""
+`runtime.backends.report_hint`) and the table printed on the console."""
 from __future__ import annotations
 
 from typing import Any
 
-from ..runtime.report_hint import REPORT_TOOL
+from ..runtime.backends.report_hint import REPORT_TOOL
 
 FORMAT = 1
 

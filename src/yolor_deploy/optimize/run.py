@@ -150,8 +150,8 @@ def _reason(e: BaseException) -> str:
 
 def _open_all(rows: list[Row], specs: dict[str, CandidateSpec], threads: int) -> dict[str, Any]:
     """A backend per built row (its own session / compiled model), opened as `Detector(best.*)` will."""
-    from ..runtime.backends import OrtBackend
-    from ..runtime.openvino_backend import OpenVINOBackend
+    from ..runtime.backends.onnxruntime import OrtBackend
+    from ..runtime.backends.openvino import OpenVINOBackend
 
     runners: dict[str, Any] = {}
     for r in rows:
@@ -177,7 +177,7 @@ def _open_all(rows: list[Row], specs: dict[str, CandidateSpec], threads: int) ->
 def _sample_input(backend, calib: Sequence[Path]):
     """The model input for the first calibration image, preprocessed as `Detector` does."""
     from ..runtime import Detector
-    from ..runtime.sources import read_image
+    from ..runtime.inputs.sources import read_image
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

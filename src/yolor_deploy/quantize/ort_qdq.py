@@ -132,7 +132,7 @@ def pick_evenly(items: Sequence, k: int) -> list:
 
 def calibration_images(sources: Sequence[str | Path], limit: int) -> list[Path]:
     """Image files from files/folders/globs, at most `limit`, evenly spaced; InputError if none."""
-    from ..runtime.sources import resolve_sources
+    from ..runtime.inputs.sources import resolve_sources
 
     if not sources:
         raise InputError("no calibration source given (--calib IMAGES...)")
@@ -147,7 +147,7 @@ def calibration_batches(model_path: str | Path, images: Sequence[Path | np.ndarr
                         warn=None) -> list[np.ndarray]:
     """Model inputs ndarray[B, 3, H, W] for `images`, preprocessed exactly as `Detector` does."""
     from ..runtime import Detector
-    from ..runtime.sources import read_image
+    from ..runtime.inputs.sources import read_image
 
     with warnings.catch_warnings():  # NMS-threshold notes: no detection is made here
         warnings.simplefilter("ignore")

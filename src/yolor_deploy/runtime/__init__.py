@@ -1,21 +1,31 @@
-"""Torch-free inference: letterbox, ONNX Runtime, NumPy NMS, results, sources and drawing.
+"""Torch-free inference: `Detector` (`detector.py`) and what it is made of, one room each:
 
-Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch. A `.pt`
-checkpoint given to `Detector` is run by `yolor_deploy.runtime.torch_backend`, imported only then.
+- `inputs/`: what goes into a model: sources (files, folders, globs, videos) read and decoded as BGR frames,
+  image headers checked before decoding, OpenCV loaded with its pixel cap, the letterbox;
+- `backends/`: what runs a model: the `Backend` protocol, ONNX Runtime, OpenVINO, a PyTorch checkpoint
+  (`backends/torch.py`, the one module that imports torch, lazily), the model's metadata and runtime hints, and
+  the checks of a model's inputs and outputs against its metadata;
+- `post/`: what turns raw outputs into boxes: NMS, box formats and geometry;
+- `results/`: what comes out: `Detections`, drawing them, the files `predict` writes;
+- `describe.py`: what a deployable model file holds (`yolor-deploy info`).
 
-`opencv` is imported first: it loads OpenCV with its pixel cap set (see `runtime/opencv.py`).
+Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch.
+`inputs.opencv` is imported first: it loads OpenCV with its pixel cap set (see `runtime/inputs/opencv.py`).
 """
-from . import opencv  # noqa: F401 - first: OpenCV reads its pixel cap only when it loads
-from .backends import Backend, OrtBackend, ProviderError, resolve_providers
-from .boxes import box_convert, box_iou, clip_boxes, scale_boxes
+from .inputs import opencv  # noqa: F401 - first: OpenCV reads its pixel cap only when it loads
+
+# isort: split
+from .backends.metadata import METADATA_KEY, MetadataWarning, ModelMetadata, NmsSettings, parse_metadata
+from .backends.onnxruntime import OrtBackend, ProviderError, resolve_providers
+from .backends.protocol import Backend
+from .backends.report_hint import read_report_hint
 from .detector import BACKENDS, Batch, Detector, StageTimes, open_backend, parse_backend
-from .draw import draw_detections
-from .letterbox import letterbox
-from .metadata import METADATA_KEY, MetadataWarning, ModelMetadata, NmsSettings, parse_metadata
-from .nms import batched_nms, nms, non_max_suppression
-from .report_hint import read_report_hint
-from .results import Detections
-from .sources import Source, VideoReader, read_image, resolve_sources
+from .inputs.letterbox import letterbox
+from .inputs.sources import Source, VideoReader, read_image, resolve_sources
+from .post.boxes import box_convert, box_iou, clip_boxes, scale_boxes
+from .post.nms import batched_nms, nms, non_max_suppression
+from .results.detections import Detections
+from .results.draw import draw_detections
 
 __all__ = [
     "BACKENDS", "Backend", "Batch", "Detections", "Detector", "METADATA_KEY", "MetadataWarning", "ModelMetadata",

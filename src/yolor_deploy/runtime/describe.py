@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from .backends.metadata import METADATA_KEY, MetadataWarning
 from .detector import open_backend
-from .metadata import METADATA_KEY, MetadataWarning
 
 MODEL_SUFFIXES = (".onnx", ".xml")
 

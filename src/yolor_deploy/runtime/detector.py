@@ -19,13 +19,14 @@ import numpy as np
 
 from ..contract import NMS_OUTPUTS, RuntimeHint, parse_imgsz, round_to_stride
 from ..errors import InputError
-from .backends import Backend, OrtBackend
-from .boxes import scale_boxes
-from .letterbox import letterbox
-from .nms import non_max_suppression
-from .results import Detections
-from .sources import read_image, to_bgr8
-from .validate import check_model_io, check_nms_outputs, check_raw_output
+from .backends.onnxruntime import OrtBackend
+from .backends.protocol import Backend
+from .backends.validate import check_model_io, check_nms_outputs, check_raw_output
+from .inputs.letterbox import letterbox
+from .inputs.sources import read_image, to_bgr8
+from .post.boxes import scale_boxes
+from .post.nms import non_max_suppression
+from .results.detections import Detections
 
 ImageLike = np.ndarray | str | Path
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -81,7 +82,7 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
     """The backend that runs `model`. auto: what the model's own metadata says (`contract.RuntimeHint`, written
     by `optimize` into `best.*`), else ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`, PyTorch (imports
     torch) for `.pt`/`.pth` checkpoints. Nothing beside the model is read: a `report.json` counts only when the
-    caller passes its hint (`hint`, e.g. from `report_hint.read_report_hint`). `backend` forces one where it can
+    caller passes its hint (`hint`, e.g. from `read_report_hint`). `backend` forces one where it can
     run the file."""
     path = Path(model)
     suffix = path.suffix.lower()
@@ -111,10 +112,10 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
             return ort_backend
         kind = own.backend  # auto, and the model's own metadata says it runs in OpenVINO (which reads the rest)
     if kind == "openvino":
-        from .openvino_backend import OpenVINOBackend
+        from .backends.openvino import OpenVINOBackend
 
         return OpenVINOBackend(path, device=device, threads=threads, precision=precision)
-    from .torch_backend import TorchBackend
+    from .backends.torch import TorchBackend
 
     return TorchBackend(path, cfg=cfg, threads=threads)
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..runtime.detector import Batch, Detector
-from ..runtime.results import Detections
+from ..runtime.results.detections import Detections
 from .batcher import BatchSettings, DynamicBatcher
 from .inputs import DetectParams
 

@@ -1,10 +1,10 @@
 """What a detection request carries, checked: query parameters -> `DetectParams`, uploaded bytes -> BGR images.
 
 Shared by every engine (the local batcher, a Ray deployment): the same rules, the same one-line errors. Images
-are decoded from bytes (never from a path) by the decoder `predict` reads files with (`runtime.sources.decode_image`:
-the decoded-pixel cap checked from the header before a byte is decoded, and again after decoding for formats the
-header reader does not parse), so a request and `predict` on the same file see the same pixels; here its errors
-become 400 and 413 answers.
+are decoded from bytes (never from a path) by the decoder `predict` reads files with
+(`runtime.inputs.sources.decode_image`: the decoded-pixel cap checked from the header before a byte is decoded,
+and again after decoding for formats the header reader does not parse), so a request and `predict` on the same
+file see the same pixels; here its errors become 400 and 413 answers.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, PixelLimitError
-from ..runtime.image_header import ENV_MAX_PIXELS
-from ..runtime.sources import decode_image as runtime_decode_image
+from ..runtime.inputs.image_header import ENV_MAX_PIXELS
+from ..runtime.inputs.sources import decode_image as runtime_decode_image
 
 MAX_DET_LIMIT = 10_000
 PARAM_NAMES = ("conf", "iou", "max_det", "classes")

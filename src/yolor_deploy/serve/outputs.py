@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runtime.results import Detections
+from ..runtime.results.detections import Detections
 
 
 def detections_json(d: Detections, batch_size: int, time_ms: dict[str, float]) -> dict[str, Any]:

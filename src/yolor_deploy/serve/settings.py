@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..runtime.image_header import max_pixels
+from ..runtime.inputs.image_header import max_pixels
 from .inputs import DetectParams
 
 MIB = 1 << 20

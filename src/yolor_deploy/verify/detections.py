@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.nms import non_max_suppression
+from ..runtime.post.nms import non_max_suppression
 from .matching import MatchResult, match_detections
 from .rule import FACTOR
 

@@ -121,7 +121,7 @@ def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | N
                 imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
     """Judge an ONNX model (in ONNX Runtime, CPU) against `model`. Returns (report, refs used)."""
     from ..formats.onnx_meta import op_types
-    from ..runtime.backends import cpu_session
+    from ..runtime.backends.onnxruntime import cpu_session
 
     f = onnx_facts(proto, imgsz, max(model.strides))
     if refs is None:

@@ -132,7 +132,7 @@ def _prune_to(graph: onnx.GraphProto, names: list[str]) -> None:
 
 def run_with_outputs(proto: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     """Run `proto` in ONNX Runtime (CPU) with `names` as its graph outputs."""
-    from ..runtime.backends import cpu_session
+    from ..runtime.backends.onnxruntime import cpu_session
 
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     try:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.boxes import box_iou
+from ..runtime.post.boxes import box_iou
 
 
 @dataclass

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import InputError, VerificationError
-from ..runtime.metadata import MetadataWarning
+from ..runtime.backends.metadata import MetadataWarning
 
 
 class OpenVINOSession:
     def __init__(self, model_path: str | Path, device: str = "CPU"):
-        from ..runtime.openvino_backend import OpenVINOBackend
+        from ..runtime.backends.openvino import OpenVINOBackend
 
         try:
             with warnings.catch_warnings():  # intermediate models carry no metadata: nothing to warn about

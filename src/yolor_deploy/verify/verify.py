@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.letterbox import letterbox
+from ..runtime.inputs.letterbox import letterbox
 from .detections import DetectionCheck, check_detections, check_half, nms_all
 from .matching import match_detections
 from .noise import Reference

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 from .image_header import check_pixels, image_size
 from .opencv import cv2  # with OpenCV's own pixel cap, for the formats image_header does not parse
 

@@ -80,7 +80,7 @@ def image_size(head: bytes) -> tuple[int, int] | None:
 
 def check_pixels(width: int, height: int, source: str, limit: int | None = None) -> None:
     """PixelLimitError (an InputError) when width * height exceeds the cap (`limit`, default `max_pixels()`)."""
-    from ..errors import PixelLimitError
+    from ...errors import PixelLimitError
 
     cap = limit if limit is not None else max_pixels()
     if width * height > cap:

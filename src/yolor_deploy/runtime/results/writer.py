@@ -18,11 +18,11 @@ from typing import Any
 
 import cv2
 
-from .. import fs as atomic
-from ..errors import InputError
+from ... import fs as atomic
+from ...errors import InputError
+from ..inputs.sources import Frame
+from .detections import Detections
 from .draw import draw_detections
-from .results import Detections
-from .sources import Frame
 
 VIDEO_CODECS = ((".mp4", "mp4v"), (".avi", "MJPG"))
 

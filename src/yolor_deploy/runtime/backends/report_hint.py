@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..contract import MetadataError, RuntimeHint
-from ..errors import InputError
+from ...contract import MetadataError, RuntimeHint
+from ...errors import InputError
 
 REPORT_NAME = "report.json"
 REPORT_TOOL = "yolor-deploy optimize"

@@ -1,4 +1,4 @@
-"""PyTorch backend for the runtime's `Detector`: same face as `runtime.backends.OrtBackend`.
+"""PyTorch backend for the runtime's `Detector`: same face (`protocol.Backend`) as `onnxruntime.OrtBackend`.
 
 This is the only runtime-side module that imports torch (lazily, in `TorchBackend.__init__`), so
 that `.pt` checkpoints and `.onnx` exports share one pre/post-processing path while
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 from .metadata import DEFAULT_STRIDES, ModelMetadata, NmsSettings
 
 
@@ -53,7 +53,7 @@ class TorchBackend:
         if not path.is_file():
             raise InputError(f"{path}: no such checkpoint file")
         try:
-            from ..checkpoint import load_checkpoint
+            from ...checkpoint import load_checkpoint
         except ImportError as e:
             raise InputError(f"{path}: loading checkpoints needs yolor_deploy.checkpoint, which is "
                              f"not available ({e})") from None

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..names import coco_names
-from .boxes import box_convert
+from ...names import coco_names
+from ..post.boxes import box_convert
 from .draw import draw_detections
 
 # COCO's 80 training classes -> the 91 category ids of the annotation files (upstream test.py).
@@ -71,8 +71,8 @@ class Detections:
 
     def source_image(self) -> np.ndarray:
         """The image these detections were made on: the one kept, else the file they came from, read again."""
-        from ..errors import InputError
-        from .sources import read_image
+        from ...errors import InputError
+        from ..inputs.sources import read_image
 
         if self.image is not None:
             return self.image
@@ -90,8 +90,8 @@ class Detections:
         atomically."""
         import cv2
 
-        from .. import fs
-        from ..errors import InputError
+        from ... import fs
+        from ...errors import InputError
 
         path = Path(path)
         image = self.plot(image)

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import INFERENCE_PRECISIONS
-from ..errors import InputError, first_line, internal_error
-from ..formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
-from .backends import _dim, read_metadata
-from .metadata import METADATA_KEY, parse_metadata
+from ...contract import INFERENCE_PRECISIONS
+from ...errors import InputError, first_line, internal_error
+from ...formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
+from .metadata import METADATA_KEY, parse_metadata, read_metadata, static_dim
 
 DEFAULT_DEVICE = "CPU"
 
@@ -118,4 +117,4 @@ class OpenVINOBackend:
 
 
 def _shape(partial) -> tuple[int | None, ...]:
-    return tuple(_dim(d.get_length()) if d.is_static else None for d in partial)
+    return tuple(static_dim(d.get_length()) if d.is_static else None for d in partial)

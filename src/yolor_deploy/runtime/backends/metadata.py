@@ -1,17 +1,18 @@
 """Reading the `yolor_deploy` metadata (the contract in `yolor_deploy.contract`) in the runtime.
 
-A model without it (someone else's export) still runs, with defaults chosen by `fallback_metadata`
-and a warning saying so.
+A model without it (someone else's export) still runs, with defaults chosen by `fallback_metadata` from its
+input and output shapes (`read_metadata`) and a warning saying so.
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
-from ..contract import DEFAULT_STRIDES, METADATA_KEY, NMS_MODES, MetadataError, ModelMetadata, NmsSettings
-from ..errors import InputError
+from ...contract import DEFAULT_STRIDES, METADATA_KEY, NMS_MODES, NMS_OUTPUTS, MetadataError, ModelMetadata, NmsSettings
+from ...errors import InputError
 
 __all__ = ["DEFAULT_STRIDES", "METADATA_KEY", "NMS_MODES", "MetadataWarning", "ModelMetadata", "NmsSettings",
-           "fallback_metadata", "guess_strides", "parse_metadata"]
+           "fallback_metadata", "guess_strides", "parse_metadata", "read_metadata", "static_dim"]
 
 
 class MetadataWarning(UserWarning):
@@ -71,3 +72,27 @@ def fallback_metadata(
         nms=NmsSettings(mode=nms_mode),
         from_model=False,
     )
+
+
+def static_dim(d) -> int | None:
+    """An axis length when the model fixes it, else None (a dynamic axis: a name, -1 or 0)."""
+    return d if isinstance(d, int) and d > 0 else None
+
+
+def read_metadata(text: str | None, path: str, output_names: Sequence[str], output0_shape,
+                  input_shape) -> ModelMetadata:
+    """Our metadata JSON when the model has it; otherwise defaults inferred from the outputs (four
+    NMS outputs: NMS in the graph; else the first output must be [B, N, 5+nc]), with a warning."""
+    if text is not None:
+        return parse_metadata(text, path)
+    if set(NMS_OUTPUTS) <= set(output_names):
+        mode, nc, n_rows = "onnx", None, None
+    else:
+        shape = list(output0_shape)
+        if len(shape) != 3:
+            raise InputError(f"{path}: no {METADATA_KEY} metadata and the output "
+                             f"{output_names[0]} {shape} is not [B, N, 5+nc]")
+        width = static_dim(shape[2])
+        nc = width - 5 if width else None
+        mode, n_rows = "none", static_dim(shape[1])
+    return fallback_metadata(path, nc, input_shape, mode, n_rows)

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..contract import NMS_OUTPUTS
-from ..errors import InputError
-from .backends import Backend
+from ...contract import NMS_OUTPUTS
+from ...errors import InputError
+from .protocol import Backend
 
 
 def expected_rows(h: int, w: int, strides: Sequence[int], na: int = 3) -> int:

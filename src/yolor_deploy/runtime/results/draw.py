@@ -15,7 +15,7 @@ import numpy as np
 
 
 class Drawable(Protocol):
-    """What is drawn: `results.Detections` is one (drawing does not import the results, which draw themselves)."""
+    """What is drawn: `detections.Detections` is one (drawing does not import the detections, which draw themselves)."""
 
     xyxy: np.ndarray  # ndarray[K, 4] original-image pixels
     scores: np.ndarray  # ndarray[K]

@@ -1,8 +1,6 @@
-"""Inference backends: run a preprocessed batch, return the model's raw outputs.
-
-Every backend has the same face (`Backend`), so the `Detector` drives an ONNX model and a PyTorch
-checkpoint (`yolor_deploy.runtime.torch_backend.TorchBackend`) through one pre/post-processing path.
-This module imports onnxruntime lazily, and never torch.
+"""An ONNX model run by ONNX Runtime, behind the `Backend` face (`protocol.py`): execution providers
+(names, aliases, availability), the session, the model's metadata; and `cpu_session`, the quiet CPU session
+that verification runs. Imports onnxruntime lazily, and never torch.
 """
 from __future__ import annotations
 
@@ -10,13 +8,12 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from ..contract import NMS_OUTPUTS, RuntimeHint
-from ..errors import InputError, YolorDeployError, first_line
-from .metadata import METADATA_KEY, ModelMetadata, fallback_metadata, parse_metadata
+from ...contract import RuntimeHint
+from ...errors import InputError, YolorDeployError, first_line
+from .metadata import METADATA_KEY, ModelMetadata, parse_metadata, read_metadata, static_dim
 
 # Short names accepted for execution providers (case-insensitive), besides the full ORT names.
 PROVIDER_ALIASES = {
@@ -37,26 +34,6 @@ DEFAULT_PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 class ProviderError(YolorDeployError):
     """A requested execution provider is unknown or not available in this onnxruntime build."""
-
-
-class Backend(Protocol):
-    """What the Detector needs from a model.
-
-    `input_shape`: (B, 3, H, W) with None for dynamic axes; `input_dtype`: float32 or float16;
-    `output_names`: names of what `__call__` returns, in order; `__call__(x)` takes
-    ndarray[B, 3, H, W] (RGB, 0..1, letterboxed) and returns the raw outputs as NumPy arrays.
-    """
-
-    name: str
-    path: str
-    metadata: ModelMetadata
-    input_shape: tuple[int | None, ...]  # (B, 3, H, W)
-    input_dtype: np.dtype
-    output_names: list[str]
-    output_shapes: list[tuple[int | None, ...]]
-    load_seconds: float
-
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]: ...
 
 
 def resolve_providers(providers: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
@@ -80,10 +57,6 @@ def resolve_providers(providers: str | Sequence[str] | None, available: Sequence
         if full not in out:
             out.append(full)
     return out
-
-
-def _dim(d) -> int | None:
-    return d if isinstance(d, int) and d > 0 else None
 
 
 class OrtBackend:
@@ -121,11 +94,11 @@ class OrtBackend:
                              f"{[(i.name, i.shape) for i in inputs]}")
         inp = inputs[0]
         self.input_name = inp.name
-        self.input_shape = tuple(_dim(d) for d in inp.shape)
+        self.input_shape = tuple(static_dim(d) for d in inp.shape)
         self.input_dtype = np.dtype(np.float16 if inp.type == "tensor(float16)" else np.float32)
         outputs = self.session.get_outputs()
         self.output_names = [o.name for o in outputs]
-        self.output_shapes = [tuple(_dim(d) for d in o.shape) for o in outputs]
+        self.output_shapes = [tuple(static_dim(d) for d in o.shape) for o in outputs]
         self.metadata = self._read_metadata(outputs)
 
     @staticmethod
@@ -165,25 +138,6 @@ class OrtBackend:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order."""
         return self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})
-
-
-def read_metadata(text: str | None, path: str, output_names: Sequence[str], output0_shape,
-                  input_shape) -> ModelMetadata:
-    """Our metadata JSON when the model has it; otherwise defaults inferred from the outputs (four
-    NMS outputs: NMS in the graph; else the first output must be [B, N, 5+nc]), with a warning."""
-    if text is not None:
-        return parse_metadata(text, path)
-    if set(NMS_OUTPUTS) <= set(output_names):
-        mode, nc, n_rows = "onnx", None, None
-    else:
-        shape = list(output0_shape)
-        if len(shape) != 3:
-            raise InputError(f"{path}: no {METADATA_KEY} metadata and the output "
-                             f"{output_names[0]} {shape} is not [B, N, 5+nc]")
-        width = _dim(shape[2])
-        nc = width - 5 if width else None
-        mode, n_rows = "none", _dim(shape[1])
-    return fallback_metadata(path, nc, input_shape, mode, n_rows)
 
 
 def cpu_session(model):
