@@ -191,8 +191,14 @@ def test_broken_decode_fails_verification_and_keeps_no_output(tmp_path, monkeypa
 
     monkeypatch.setattr("yolor_deploy.export.onnx_export.export_context", broken)
     out = tmp_path / "bad.onnx"
+    model = load_fixture("paper-p6-tiny")
+    with pytest.raises(VerificationError, match=r"bad.onnx: the export's rewrites change the function: the decode"):
+        export_onnx(model, out, imgsz=(256, 256))  # refused before tracing: nothing at all is written
+    assert not list(tmp_path.iterdir())
+    # with the float64 transform step bypassed, the rule on the file catches it and keeps the failing model aside
+    monkeypatch.setattr("yolor_deploy.export.onnx_export.check_transforms", lambda *a: [])
     with pytest.raises(VerificationError, match=r"bad.onnx: verification failed \(.*wh p50 err .* > tol") as e:
-        export_onnx(load_fixture("paper-p6-tiny"), out, imgsz=(256, 256))
+        export_onnx(model, out, imgsz=(256, 256))
     assert not out.exists() and (tmp_path / "bad.failed.onnx").exists()
     assert "\n" not in str(e.value)
 
