@@ -188,7 +188,7 @@ def trained(tmp_path_factory):
         pytest.fail(f"{CKPT} is missing (a test must not pass without its data)")
     from yolor_deploy.checkpoint import load_checkpoint
     from yolor_deploy.export import export_onnx
-    from yolor_deploy.runtime.backends.torch import TorchBackend
+    from yolor_deploy.runtime.backends.torch_backend import TorchBackend
 
     model = load_checkpoint(CKPT)
     onnx_path = tmp_path_factory.mktemp("val") / "shapes-dynamic.onnx"

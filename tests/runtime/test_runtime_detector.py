@@ -160,7 +160,7 @@ def test_trt_nms_export_explains_itself(tmp_path):
 def test_torch_backend_and_onnx_agree_through_one_path(tmp_path):
     """The same network as nn.Module (TorchBackend) and as dynamic ONNX give the same detections on
     images of every awkward kind: tiny, portrait, landscape, grayscale, RGBA, 16-bit PNG."""
-    from yolor_deploy.runtime.backends.torch import TorchBackend
+    from yolor_deploy.runtime.backends.torch_backend import TorchBackend
 
     files = write_sizes_folder(tmp_path)
     sources = [horses(), *[str(p) for p in files.values()]]
@@ -175,7 +175,7 @@ def test_torch_backend_and_onnx_agree_through_one_path(tmp_path):
 
 
 def test_backend_failure_names_the_file(tmp_path):
-    from yolor_deploy.runtime.backends.torch import TorchBackend
+    from yolor_deploy.runtime.backends.torch_backend import TorchBackend
 
     with pytest.raises(InputError, match="no such checkpoint file"):
         TorchBackend(tmp_path / "none.pt")

@@ -3,7 +3,7 @@
 - `inputs/`: what goes into a model: sources (files, folders, globs, videos) read and decoded as BGR frames,
   image headers checked before decoding, OpenCV loaded with its pixel cap, the letterbox;
 - `backends/`: what runs a model: the `Backend` protocol, ONNX Runtime, OpenVINO, a PyTorch checkpoint
-  (`backends/torch.py`, the one module that imports torch, lazily), the model's metadata and runtime hints, and
+  (`backends/torch_backend.py`, the one module that imports torch, lazily), the model's metadata and runtime hints, and
   the checks of a model's inputs and outputs against its metadata;
 - `post/`: what turns raw outputs into boxes: NMS, box formats and geometry;
 - `results/`: what comes out: `Detections`, drawing them, the files `predict` writes;

@@ -115,7 +115,7 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         from .backends.openvino import OpenVINOBackend
 
         return OpenVINOBackend(path, device=device, threads=threads, precision=precision)
-    from .backends.torch import TorchBackend
+    from .backends.torch_backend import TorchBackend
 
     return TorchBackend(path, cfg=cfg, threads=threads)
 

@@ -3,7 +3,7 @@
 - `protocol.py`: `Backend`, the face (a preprocessed batch in, the model's raw outputs out);
 - `onnxruntime.py`: `OrtBackend` (execution providers, sessions) and `cpu_session`;
 - `openvino.py`: `OpenVINOBackend` (an ONNX model or an OpenVINO IR);
-- `torch.py`: `TorchBackend`, a PyTorch checkpoint: the one runtime module that imports torch (lazily);
+- `torch_backend.py`: `TorchBackend`, a PyTorch checkpoint: the one runtime module that imports torch (lazily);
 - `metadata.py`: our metadata read from a model, defaults for a model without it;
 - `report_hint.py`: an optimize report's runtime settings, read only when asked;
 - `validate.py`: a model's inputs and outputs checked against its metadata.
