@@ -143,6 +143,19 @@ def test_bad_model_files_and_providers(tmp_path):
     assert Detector(model_path("static"), providers="cpu").backend.providers == ["CPUExecutionProvider"]
 
 
+def test_a_bug_of_ours_around_the_session_is_not_called_a_bad_model(monkeypatch):
+    """Only ONNX Runtime's own errors become "cannot load ONNX model"; a TypeError of ours stays a TypeError
+    (caught by the CLI as an internal error), so no test mistakes a bug for a refused file."""
+    import onnxruntime as ort
+
+    def buggy(*args, **kwargs):
+        raise TypeError("InferenceSession() got an unexpected keyword argument 'sess_opts'")
+
+    monkeypatch.setattr(ort, "InferenceSession", buggy)
+    with pytest.raises(TypeError, match="sess_opts"):
+        Detector(model_path("static"))
+
+
 def test_trt_nms_export_explains_itself(tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -112,7 +112,8 @@ class OrtBackend:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as e:  # ORT raises its own pybind exception types
+        except (*_ort_errors(), RuntimeError, ValueError) as e:  # what ORT raises on a bad model or provider;
+            # anything else (our own bug) stays an exception of its own kind, not "cannot load"
             msg = first_line(e)
             if "EfficientNMS_TRT" in str(e):
                 msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
@@ -138,6 +139,15 @@ class OrtBackend:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """ndarray[B, 3, H, W] -> the model's outputs, in `output_names` order."""
         return self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """ONNX Runtime's own exception types (pybind classes derived from Exception: Fail, InvalidGraph, ...)."""
+    import inspect
+
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(c for c in vars(state).values() if inspect.isclass(c) and issubclass(c, Exception))
 
 
 def cpu_session(model):
