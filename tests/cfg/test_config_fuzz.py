@@ -114,13 +114,8 @@ def test_fuzz_paper_yaml_text(data, tmp_path_factory):
                 new = data.draw(YAML_JUNK | SCALARS.map(lambda v: yaml.safe_dump(v, default_flow_style=True)
                                                         .removesuffix("\n...\n").strip().replace("\n", " ")))
                 lines[i] = lines[i][:m.start()] + new + lines[i][m.end():]
-        elif op == "drop":
-            del lines[i]
-        elif op == "dup":
-            lines.insert(i, lines[i])
-        elif op == "swap":
-            j = data.draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
+        elif op in LINE_OPS:
+            line_op(lines, op, i, data)
         else:
             lines.insert(i, data.draw(YAML_JUNK))
         if not lines:
@@ -129,6 +124,20 @@ def test_fuzz_paper_yaml_text(data, tmp_path_factory):
     p.write_text("\n".join(lines) + "\n")
     spec = outcome(parse_yaml_cfg, p)
     assert spec is None or (isinstance(spec, YamlSpec) and spec.layers)
+
+
+LINE_OPS = ("drop", "dup", "swap")
+
+
+def line_op(lines: list[str], op: str, i: int, data) -> None:
+    """Drop, duplicate or swap (with a drawn line) line `i` of a config text, in place."""
+    if op == "drop":
+        del lines[i]
+    elif op == "dup":
+        lines.insert(i, lines[i])
+    else:
+        j = data.draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
 
 
 CFG_VALUES = st.one_of(
@@ -157,13 +166,8 @@ def test_fuzz_darknet_text(data):
             key = data.draw(st.sampled_from(["filters", "size", "stride", "groups", "classes", "mask", "anchors",
                                              "layers", "from", "num", "pad", "batch_normalize", "bogus"]))
             lines[i] = key + "=" + lines[i].split("=", 1)[1]
-        elif op == "drop":
-            del lines[i]
-        elif op == "dup":
-            lines.insert(i, lines[i])
-        elif op == "swap":
-            j = data.draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
+        elif op in LINE_OPS:
+            line_op(lines, op, i, data)
         else:
             lines.insert(i, "[" + data.draw(st.sampled_from([*LAYER_TYPES, "net", "evil", ""])) + "]")
     spec = outcome(parse_darknet_cfg, "\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.configs import IMPLICIT_STEM, YOLO_TAIL
 from helpers.fixtures import fixture_path
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
 from yolor_deploy.checkpoint import load_checkpoint
@@ -115,21 +116,7 @@ def test_paper_fixture_folds_exactly(name):
     assert any(isinstance(b, nn.BatchNorm2d) for b in model.modules())  # the original is untouched
 
 
-HEAD = """[net]
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=silu
-
-[implicit_add]
-filters=8
-
-[implicit_mul]
-filters=18
-
+HEAD = IMPLICIT_STEM + """
 [implicit_add]
 filters=8
 
@@ -169,11 +156,7 @@ activation=linear
 [control_channels]
 from=4
 
-[yolo]
-mask=0,1,2
-anchors=10,13, 16,30, 33,23
-classes=1
-"""
+""" + YOLO_TAIL
 
 
 @pytest.mark.parametrize("bn", [False, True])

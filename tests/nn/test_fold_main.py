@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.configs import IMPLICIT_STEM, YOLO_TAIL
 from helpers.fixtures import fixture_path, load_input, load_ref, main_cfg
 from yolor_deploy.cfg.darknet import parse_darknet_cfg
 from yolor_deploy.checkpoint import load_checkpoint
@@ -56,21 +57,7 @@ def test_fuse_and_fold_against_float64():
 
 def test_fold_skips_inexact_cases():
     """A shift before a 3x3 conv (zero padding) or a control after an activated conv is not folded."""
-    cfg = """[net]
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=silu
-
-[implicit_add]
-filters=8
-
-[implicit_mul]
-filters=18
-
+    cfg = IMPLICIT_STEM + """
 [route]
 layers=0
 
@@ -87,11 +74,7 @@ activation=leaky
 [control_channels]
 from=2
 
-[yolo]
-mask=0,1,2
-anchors=10,13, 16,30, 33,23
-classes=1
-"""
+""" + YOLO_TAIL
     model = DarknetModel(parse_darknet_cfg(cfg)).eval()
     assert fold_main_implicit(model) == 0
     assert fuse_conv_bn_main(model) == 1
