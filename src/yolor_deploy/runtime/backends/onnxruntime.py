@@ -110,10 +110,12 @@ class OrtBackend:
             opts.inter_op_num_threads = 1
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # what ORT raises on a bad model or provider; anything else (our own bug) stays an exception of its
+        # own kind, not "cannot load"
+        refusals: tuple[type[BaseException], ...] = (*_ort_errors(), RuntimeError, ValueError)
         try:
             return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except (*_ort_errors(), RuntimeError, ValueError) as e:  # what ORT raises on a bad model or provider;
-            # anything else (our own bug) stays an exception of its own kind, not "cannot load"
+        except refusals as e:
             msg = first_line(e)
             if "EfficientNMS_TRT" in str(e):
                 msg = ("its graph holds TensorRT's EfficientNMS_TRT plugin (an --nms trt export): run it with "
