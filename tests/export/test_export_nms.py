@@ -99,6 +99,19 @@ def test_onnx_nms_pads_with_zeros_when_few_boxes_pass():
     assert not boxes[0, 2:].any()
 
 
+def test_onnx_nms_padding_is_zero_when_the_first_box_of_class_0_is_kept():
+    """The padding TopK sees is zeros, not a copy of a kept score: with box 0 of class 0 kept (the first entry
+    of the flattened [C*N] scores), one detection comes out once, not max_det times."""
+    sess, (conf, iou, max_det) = onnx_nms_session()
+    pred = clustered_pred(np.random.default_rng(6), 1, 10, 3)
+    pred[..., 4] = 0.01
+    pred[0, 0, 4], pred[0, 0, 5:] = 0.9, (0.8, 0.1, 0.1)  # only box 0, class 0 passes: conf 0.72
+    num, boxes, scores, classes = sess.run(None, {"pred": pred})
+    assert num.tolist() == [[1]]
+    np.testing.assert_allclose(scores[0], [0.72, 0, 0, 0, 0, 0, 0], rtol=1e-6)
+    assert not classes[0].any() and not boxes[0, 1:].any()
+
+
 def test_onnx_nms_k_is_max_det_even_with_more_candidates():
     """More class-boxes (3*20) than max_det: K = max_det, the best by score over all classes."""
     sess = ort.InferenceSession(export(OnnxNMS(0.0, 0.99, 4), 20, 8), providers=["CPUExecutionProvider"])

@@ -78,3 +78,45 @@ from=2
     model = DarknetModel(parse_darknet_cfg(cfg)).eval()
     assert fold_main_implicit(model) == 0
     assert fuse_conv_bn_main(model) == 1
+
+
+def test_fold_skips_a_shift_from_a_conv_and_a_shift_before_a_pool():
+    """Only an implicit source is folded, and only into a conv right after it: a [shift_channels] whose source
+    is a conv, or that a padded [maxpool] (a Sequential without a conv) follows, stays as it is, and the model
+    still computes the same function."""
+    cfg = IMPLICIT_STEM.replace("[implicit_mul]\nfilters=18\n", "") + """
+[route]
+layers=0
+
+[convolutional]
+filters=8
+size=1
+stride=1
+pad=0
+activation=linear
+
+[shift_channels]
+from=0
+
+[shift_channels]
+from=1
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=0
+activation=linear
+
+""" + YOLO_TAIL
+    model = DarknetModel(parse_darknet_cfg(cfg)).eval().double()
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        before = model(x)
+        assert fold_main_implicit(model) == 0
+        after = model(x)
+    assert torch.equal(before, after)
