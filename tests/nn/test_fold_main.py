@@ -120,3 +120,166 @@ activation=linear
         assert fold_main_implicit(model) == 0
         after = model(x)
     assert torch.equal(before, after)
+
+
+def _randomized(cfg: str, seed: int = 0) -> DarknetModel:
+    """The cfg's model in float64 eval mode with every BN statistic and implicit vector drawn far from identity,
+    so a fold that scales, shifts or skips the wrong thing moves the output by much more than rounding."""
+    torch.manual_seed(seed)
+    model = DarknetModel(parse_darknet_cfg(cfg)).eval().double()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.5)
+                m.running_var.uniform_(0.25, 4.0)
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0.0, 0.5)
+            elif hasattr(m, "implicit"):
+                m.implicit.normal_(1.0 if "mul" in type(m).__name__.lower() or m.mean == 1.0 else 0.0, 0.5)
+    return model
+
+
+def _fold_and_compare(cfg: str, folds: int) -> float:
+    """Fold the implicit layers of a float64 model; the count must be `folds` and the function the same."""
+    model = _randomized(cfg)
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        before = model(x)
+        assert fold_main_implicit(model) == folds
+        after = model(x)
+    rel = float((after - before).abs().max() / before.abs().max())
+    print(f"fold_main_implicit ({folds} folds) vs unfolded, float64: max rel diff {rel:.3g}")
+    assert rel < 1e-9
+    return rel
+
+
+_SHIFT_INTO = IMPLICIT_STEM + """
+[route]
+layers=0
+
+[shift_channels]
+from=1
+
+[convolutional]
+{conv}
+filters=18
+activation=linear
+
+[control_channels]
+from=2
+
+""" + YOLO_TAIL
+
+
+def test_fold_shift_and_control_into_convs_with_batchnorm():
+    """A shift before and a control after a 1x1 conv *with* BatchNorm fold into the BN's statistics and affine
+    (running mean -= W a; weight and bias *= m): exact in float64 with every BN value far from identity."""
+    _fold_and_compare(_SHIFT_INTO.format(conv="batch_normalize=1\nsize=1\nstride=1\npad=0"), folds=2)
+
+
+def test_fold_shift_and_control_into_plain_convs():
+    _fold_and_compare(_SHIFT_INTO.format(conv="size=1\nstride=1\npad=0"), folds=2)
+
+
+@pytest.mark.parametrize("conv", [
+    "size=3\nstride=1\npad=0",             # not 1x1 (no padding): W a is not one vector per output
+    "size=1\nstride=1\npad=0\ngroups=2",   # 1x1 but grouped: each output sees half of a
+    "size=3\nstride=1\npad=1",             # zero-padded border would miss a
+])
+def test_shift_not_folded_into_a_conv_that_is_not_a_plain_1x1(conv):
+    """Only the shift is refused (the control after the same linear conv still folds), and the function stays."""
+    model = _randomized(_SHIFT_INTO.format(conv=conv))
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        before = model(x)
+        assert fold_main_implicit(model) == 1
+        assert isinstance(model.module_list[4], ShiftChannels)
+        after = model(x)
+    assert float((after - before).abs().max() / before.abs().max()) < 1e-9
+
+
+_CONTROL_READ = IMPLICIT_STEM + """
+[route]
+layers=0
+
+[convolutional]
+{bn}filters=18
+size=1
+stride=1
+pad=0
+activation=linear
+
+[control_channels]
+from={src}
+
+[shortcut]
+from=-2
+
+""" + YOLO_TAIL
+
+
+@pytest.mark.parametrize("bn", ["", "batch_normalize=1\n"])
+def test_control_not_folded_into_a_conv_another_layer_reads(bn):
+    """The conv before the control (layer 4) is also read by a [shortcut] (layer 6): folding m into it would scale
+    what the shortcut adds too, so it stays; the layers two before and after (3, 5) are not read."""
+    model = _randomized(_CONTROL_READ.format(bn=bn, src=2))
+    assert 4 in model.keep and 3 not in model.keep and 5 not in model.keep
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        before = model(x)
+        assert fold_main_implicit(model) == 0
+        after = model(x)
+    assert torch.equal(before, after)
+
+
+def test_control_from_a_conv_or_after_a_route_not_folded():
+    """A control whose source is not an implicit vector (a conv), or that follows a layer that is not a conv
+    (a route), has nothing to fold: both stay and nothing fails."""
+    from_conv = IMPLICIT_STEM + """
+[route]
+layers=0
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=0
+activation=linear
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=0
+activation=linear
+
+[control_channels]
+from=4
+
+""" + YOLO_TAIL
+    after_route = IMPLICIT_STEM + """
+[route]
+layers=0
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=0
+activation=linear
+
+[route]
+layers=-1
+
+[control_channels]
+from=2
+
+""" + YOLO_TAIL
+    for text in (from_conv, after_route):
+        model = _randomized(text)
+        x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+        with torch.no_grad():
+            before = model(x)
+            assert fold_main_implicit(model) == 0
+            after = model(x)
+        assert torch.equal(before, after)

@@ -53,11 +53,8 @@ def _fold_shift(model: DarknetModel, i: int, layer: ShiftChannels) -> bool:
     if conv.kernel_size != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
         return False
     wa = conv.weight.double().flatten(1) @ a  # Tensor[out]
-    bn = seq._modules.get("BatchNorm2d")
-    if bn is not None:  # BN(Wx + Wa) = BN with running_mean - Wa
-        bn.running_mean.copy_(bn.running_mean.double() - wa)
-    else:  # conv(x) * 1 + W a
-        seq.Conv2d = ops.fold_affine_into_conv(conv, torch.ones_like(wa), wa)
+    # conv(x + a) = conv(x) * 1 + W a, before whatever follows the conv (a BatchNorm sees the same input)
+    seq.Conv2d = ops.fold_affine_into_conv(conv, torch.ones_like(wa), wa)
     return True
 
 
