@@ -71,7 +71,7 @@ def test_importing_every_module_leaves_the_environment_unchanged():
 
 
 def test_opencv_pixel_cap_holds_without_touching_the_environment(tmp_path):
-    """OpenCV's own cap (for formats whose header we do not read: TIFF here) is ours, set only while it loads."""
+    """OpenCV's own cap (a second guard behind our header check) is ours, set only while it loads."""
     import cv2
     import numpy as np
 
@@ -82,4 +82,4 @@ def test_opencv_pixel_cap_holds_without_touching_the_environment(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "opencv refused it", lines
-    assert len(lines) == 2 and lines[1].startswith(f"InputError: {path}: cannot decode image"), lines
+    assert len(lines) == 2 and lines[1].startswith(f"InputError: {path}: 50x40 pixels exceeds the limit"), lines

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from .image_header import check_pixels, image_size
+from .image_header import check_image, check_pixels
 from .opencv import cv2  # with OpenCV's own pixel cap, for the formats image_header does not parse
 
 MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
@@ -145,9 +145,7 @@ def decode_image(buf: np.ndarray | bytes, source: str, limit: int | None = None)
         raise InputError(f"{source}: empty file")
     if buf.size > MAX_FILE_BYTES:
         raise InputError(f"{source}: {buf.size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
-    declared = image_size(buf[:65536].tobytes())
-    if declared is not None:  # refused from the header, before a byte is decoded
-        check_pixels(*declared, source=source, limit=limit)
+    check_image(np.ascontiguousarray(buf).data, source, limit)  # refused from the header, before decoding
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as e:  # OpenCV's own checks (its pixel cap) raise rather than return None
