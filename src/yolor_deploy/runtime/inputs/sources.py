@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import InputError
 from .image_header import check_image, check_pixels
-from .opencv import cv2  # with OpenCV's own pixel cap, for the formats image_header does not parse
+from .opencv import cv2  # loaded at first use, with OpenCV's own pixel cap
 
 MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
 
