@@ -8,9 +8,53 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+class NotRegularFileError(OSError):
+    """A path that names a FIFO, a device, a socket or a folder where a file is read: refused before it is
+    opened (opening a FIFO blocks until a writer comes; reading a device may never end). `strerror` says what
+    it is, so `cannot read ({e.strerror})` messages name it."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _not_regular(mode: int, path: str | Path) -> NotRegularFileError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return NotRegularFileError(0, f"{kind}, not a regular file", str(path))
+
+
+def check_regular(path: str | Path) -> os.stat_result:
+    """The `os.stat` of `path` (symlinks followed) when it is a regular file; NotRegularFileError when it is a
+    FIFO, device, socket or folder (stat never opens it, so never blocks); FileNotFoundError etc. as os.stat."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(st.st_mode, path)
+    return st
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for binary reading only if it is a regular file, race-free: opened with O_NONBLOCK (a FIFO
+    swapped in after a check does not block the open), checked with fstat, then made blocking again."""
+    check_regular(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(st.st_mode, path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def temp_name(path: Path) -> Path:

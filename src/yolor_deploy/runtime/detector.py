@@ -19,6 +19,7 @@ import numpy as np
 
 from ..contract import MAX_THREADS, NMS_OUTPUTS, RuntimeHint, parse_imgsz, round_to_stride
 from ..errors import InputError, internal_error
+from ..fs import check_regular
 from .backends.onnxruntime import OrtBackend
 from .backends.protocol import Backend
 from .backends.validate import check_model_io, check_nms_outputs, check_raw_output
@@ -84,10 +85,23 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
     if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
         shown = repr(threads)[:40] if type(threads) is not int or abs(threads) < 10**12 else "a huge number"
         raise InputError(f"{model}: threads {shown}: expected an integer in 1..{MAX_THREADS}")
+    _check_model_files(Path(model))
     try:
         return _open_backend(model, providers, threads, cfg, backend, hint)
     except (OverflowError, TypeError) as e:
         raise internal_error(str(model), e, "opening the model") from e
+
+
+def _check_model_files(path: Path) -> None:
+    """A model (and an IR's `.bin`) that is a FIFO, device, socket or folder is refused before any runtime
+    opens it (ONNX Runtime or OpenVINO would block on a FIFO); a missing one is left to the backend's words."""
+    for p in (path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,):
+        try:
+            check_regular(p)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise InputError(f"{p}: cannot read the model ({e.strerror or e})") from None
 
 
 def _open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
