@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,9 +58,21 @@ def open_regular(path: str | Path) -> BinaryIO:
         raise
 
 
+def host_tag() -> str:
+    """This machine's name as it appears in temp names: letters, digits and `-` only (dots of a FQDN become
+    `-`), at most 40 characters."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def temp_prefix(stem: str) -> str:
+    """`.STEM.HOST.PID.`: how every temp name of this process starts (files and IR/optimize work folders), so
+    that on storage shared by several machines (a Ray cluster) a temp is judged by its own host's PIDs."""
+    return f".{stem}.{host_tag()}.{os.getpid()}."
+
+
 def temp_name(path: Path) -> Path:
     """A hidden sibling of `path` that keeps its suffix (OpenCV picks codecs by suffix)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    return path.with_name(f"{temp_prefix(path.stem)}tmp{path.suffix}")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -80,14 +93,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-# `.STEM.PID.tmp[.suffix]` (atomic_path) and `.STEM.PID.XXXXXXXX.ir.tmp` folders (an IR being written)
-_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(tmp(\.[^.]*)?|[^.]+\.ir\.tmp)$")
+# `.STEM.HOST.PID.tmp[.suffix]` (atomic_path) and `.STEM.HOST.PID.XXXXXXXX.ir.tmp` folders (an IR or an
+# optimize run being written). Names without a host (older versions) never match: they are left alone.
+_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(tmp(\.[^.]*)?|[^.]+\.ir\.tmp)$")
 _cleaned: set[str] = set()  # folders already swept by this process
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Remove the temporaries that killed writers (dead PIDs) left in `path`'s folder. One scan per folder
-    per process: writing 10,000 results into a folder must not list it 10,000 times."""
+    """Remove the temporaries that killed writers left in `path`'s folder: only those named with this host
+    whose PID is dead here (a temp of another host, on shared storage, may be another node's file in flight:
+    it is left). One scan per folder per process: writing 10,000 results into a folder must not list it
+    10,000 times."""
     folder = os.path.abspath(path.parent)
     if folder in _cleaned:
         return
@@ -96,9 +112,10 @@ def remove_stale_temps(path: Path) -> None:
         names = [e for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
     except OSError:
         return
+    host = host_tag()
     for entry in names:
         m = _TEMP.match(entry.name)
-        if not m or int(m["pid"]) == os.getpid() or pid_alive(int(m["pid"])):
+        if not m or m["host"] != host or int(m["pid"]) == os.getpid() or pid_alive(int(m["pid"])):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir(follow_symlinks=False):

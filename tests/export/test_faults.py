@@ -15,6 +15,7 @@ from yolor_deploy.cli.main import main
 from yolor_deploy.errors import ExportError
 from yolor_deploy.export import export_onnx
 from yolor_deploy.formats.openvino_ir import prev_paths
+from yolor_deploy.fs import host_tag
 from yolor_deploy.runtime import Detector
 
 CKPT = fixture_path("trained/shapes-ssss-w025.pt")
@@ -96,9 +97,9 @@ def test_interrupted_ir_overwrite_is_detected_and_the_old_pair_survives(model, t
 
 def test_stale_temp_files_of_killed_writers_are_removed(model, tmp_path):
     dead = 2**22 + 12345  # no such process
-    stale = tmp_path / f".m.{dead}.tmp.onnx"
+    stale = tmp_path / f".m.{host_tag()}.{dead}.tmp.onnx"
     stale.write_bytes(b"half a model")
-    stale_dir = tmp_path / f".m.{dead}.abcd.ir.tmp"
+    stale_dir = tmp_path / f".m.{host_tag()}.{dead}.abcd.ir.tmp"
     stale_dir.mkdir()
     export_onnx(model, tmp_path / "m.onnx", imgsz=(256, 256), openvino=True, verify=False)
     assert not stale.exists() and not stale_dir.exists()

@@ -17,7 +17,7 @@ import onnx
 
 from ..contract import METADATA_KEY, ModelMetadata
 from ..errors import ExportError, InputError, first_line
-from ..fs import file_sha256, remove_stale_temps
+from ..fs import file_sha256, remove_stale_temps, temp_prefix
 
 
 def import_openvino():
@@ -171,7 +171,7 @@ def ir_workdir(out: str | Path):
     """A temporary folder on the target's filesystem (so the final renames are atomic), removed after."""
     parent = Path(out).parent
     remove_stale_temps(Path(out))
-    d = tempfile.mkdtemp(prefix=f".{Path(out).stem}.{os.getpid()}.", suffix=".ir.tmp",
+    d = tempfile.mkdtemp(prefix=temp_prefix(Path(out).stem), suffix=".ir.tmp",
                          dir=parent if str(parent) else ".")
     try:
         yield Path(d)
