@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import yolor_deploy
 
 # Third-party packages imported first, so that what they do to the environment themselves (`import ray` sets
@@ -39,20 +41,22 @@ print(json.dumps({"modules": names, "changed": changed}))
 _CAP = r"""
 import os, sys
 import numpy as np
-from yolor_deploy.runtime import read_image  # the runtime loads OpenCV
-import cv2
-from yolor_deploy.errors import InputError
-assert "OPENCV_IO_MAX_IMAGE_PIXELS" not in os.environ
-path = sys.argv[1]
+import yolor_deploy, yolor_deploy.cli.main, yolor_deploy.runtime, yolor_deploy.serve.app
+assert "cv2" not in sys.modules, "OpenCV loaded at import"
+from yolor_deploy.runtime.inputs.opencv import load_opencv, set_max_pixels
+if sys.argv[2] == "cli":  # predict --max-pixels 1000 sets it (the image is refused by its header)
+    from yolor_deploy.cli.main import main
+    print("predict rc", main(["predict", sys.argv[3], sys.argv[1], "--max-pixels", "1000", "--save-dir", sys.argv[4]]))
+else:
+    print("set_max_pixels", set_max_pixels(1000))
+before = dict(os.environ)
+cv2 = load_opencv()
+assert dict(os.environ) == before, "loading OpenCV changed the environment"
 try:
-    cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    cv2.imdecode(np.fromfile(sys.argv[1], np.uint8), cv2.IMREAD_COLOR)
     print("opencv decoded it")
 except cv2.error:
     print("opencv refused it")
-try:
-    read_image(path)
-except InputError as e:
-    print("InputError:", e)
 """
 
 
@@ -70,16 +74,20 @@ def test_importing_every_module_leaves_the_environment_unchanged():
     assert got["changed"] == {}, got["changed"]
 
 
-def test_opencv_pixel_cap_holds_without_touching_the_environment(tmp_path):
-    """OpenCV's own cap (for formats whose header we do not read: TIFF here) is ours, set only while it loads."""
+@pytest.mark.parametrize("how", ["call", "cli"])
+def test_opencv_pixel_cap_is_set_when_changed_not_at_import(tmp_path, how):
+    """OpenCV (a second guard behind our header check) loads at first use, never at import, so a cap set by
+    `set_max_pixels` or `predict --max-pixels` reaches OpenCV's own limit; the environment is left as it was."""
     import cv2
     import numpy as np
 
-    path = tmp_path / "big.tiff"
-    cv2.imwrite(str(path), np.zeros((40, 50, 3), np.uint8))
-    env = {**{k: v for k, v in _env().items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}, "YOLOR_MAX_IMAGE_PIXELS": "1000"}
-    proc = subprocess.run([sys.executable, "-c", _CAP, str(path)], env=env, capture_output=True, text=True, timeout=120)
+    from helpers.runtime_models import model_path
+
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), np.zeros((40, 50, 3), np.uint8))  # 2,000 pixels
+    env = {k: v for k, v in _env().items() if k not in ("OPENCV_IO_MAX_IMAGE_PIXELS", "YOLOR_MAX_IMAGE_PIXELS")}
+    proc = subprocess.run([sys.executable, "-c", _CAP, str(path), how, str(model_path("static")), str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "opencv refused it", lines
-    assert len(lines) == 2 and lines[1].startswith(f"InputError: {path}: cannot decode image"), lines
+    assert proc.stdout.splitlines()[-2:] == (["predict rc 2"] if how == "cli" else ["set_max_pixels True"]) + [
+        "opencv refused it"], proc.stdout + proc.stderr[-2000:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +32,14 @@ MAX_DET = 100_000
 MAX_STRIDE = 1024
 RUNTIME_BACKENDS = ("onnxruntime", "openvino")
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")  # OpenVINO INFERENCE_PRECISION_HINT values we set
-MAX_THREADS = 1024
+MAX_THREADS = 1024  # an explicit --threads
+RUNTIME_HINT_KEYS = ("backend", "precision", "threads")  # others are refused (a hint never half-applies)
+
+
+def max_hint_threads() -> int:
+    """The most intra-op threads a runtime hint may ask for: 4 per core of this machine, at least 64 (a
+    hint travels with its model: one measured on a 16-core server must still open on a laptop)."""
+    return max(64, 4 * (os.cpu_count() or 1))
 
 
 class MetadataError(ValueError):
@@ -76,23 +84,31 @@ class RuntimeHint:
         if self.precision != "f32" and self.backend != "openvino":
             raise MetadataError(f"runtime.precision {self.precision!r} is an OpenVINO setting "
                                 f"(backend {self.backend!r})")
-        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise MetadataError(f"runtime.threads {self.threads} out of range 1..{MAX_THREADS}")
+        if self.threads is not None and not 1 <= self.threads <= max_hint_threads():
+            raise MetadataError(f"runtime.threads {self.threads} out of range 1..{max_hint_threads()} "
+                                f"(4 per core, at least 64)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "threads": self.threads}
 
     @classmethod
     def from_dict(cls, d: Any) -> RuntimeHint:
+        """The one validator of a runtime hint, for the model's metadata and an optimize report alike:
+        MetadataError naming the field for an unknown key, a non-string backend/precision, threads that are
+        not a plain integer (a float, a bool, a string, a 401-digit number) or out of 1..max_hint_threads()."""
         if not isinstance(d, dict):
             raise MetadataError("'runtime' is not an object")
-        unknown = set(d) - {"backend", "precision", "threads"}
+        unknown = set(d) - set(RUNTIME_HINT_KEYS)
         if unknown:
-            raise MetadataError(f"runtime: unknown key(s) {', '.join(sorted(map(str, unknown)))[:200]}")
+            raise MetadataError(f"runtime: unknown key(s) {', '.join(sorted(map(str, unknown)))[:200]} "
+                                f"(expected {', '.join(RUNTIME_HINT_KEYS)})")
         threads = d.get("threads")
-        return cls(backend=_str(d.get("backend", "onnxruntime"), "runtime.backend"),
-                   precision=_str(d.get("precision", "f32"), "runtime.precision"),
-                   threads=_int(threads, "runtime.threads") if threads is not None else None)
+        if threads is not None and (type(threads) is not int or not 1 <= threads <= max_hint_threads()):
+            shown = repr(threads) if type(threads) is not int or abs(threads) < 10**12 else "a huge number"
+            raise MetadataError(f"runtime.threads: {shown[:40]} is not an integer" if type(threads) is not int else
+                                f"runtime.threads {shown} out of range 1..{max_hint_threads()} (4 per core, >= 64)")
+        return cls(backend=_hint_str(d.get("backend", "onnxruntime"), "runtime.backend"),
+                   precision=_hint_str(d.get("precision", "f32"), "runtime.precision"), threads=threads)
 
 
 @dataclass(frozen=True)
@@ -223,7 +239,9 @@ def _get(d: dict, key: str, kind: type, default: Any) -> Any:
 
 
 def _int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if not isinstance(v, float) or not math.isfinite(v) or int(v) != v:
         raise MetadataError(f"{what}: {v!r} is not an integer")
     return int(v)
 
@@ -238,6 +256,12 @@ def _str(v: Any, what: str) -> str:
     if not isinstance(v, (str, int)) or isinstance(v, bool):
         raise MetadataError(f"{what}: {v!r} is not a string")
     return str(v)[:1000]
+
+
+def _hint_str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise MetadataError(f"{what}: {repr(v)[:40] if not isinstance(v, int) else 'a number'} is not a string")
+    return v[:100]
 
 
 def _bool(v: Any, what: str) -> bool:

@@ -116,8 +116,8 @@ def test_corrupt_image_among_good_ones_is_skipped(tmp_path, capsys):
     out = tmp_path / "out"
     assert predict(model_path("static"), imgs, "--save-dir", out, "--save-txt") == 0
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"warning: {imgs / 'corrupt.jpg'}: cannot decode image (corrupt or not "
-                                        "an image); skipped"]
+    assert err.strip().splitlines() == [f"warning: {imgs / 'corrupt.jpg'}: cannot decode image (JPEG: cannot read "
+                                        "the image size from the header: format refused); skipped"]
     assert len(list((out / "labels").glob("*.txt"))) == 6 and not (out / "corrupt.jpg").exists()
 
 

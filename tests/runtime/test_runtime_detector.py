@@ -144,16 +144,20 @@ def test_bad_model_files_and_providers(tmp_path):
 
 
 def test_a_bug_of_ours_around_the_session_is_not_called_a_bad_model(monkeypatch):
-    """Only ONNX Runtime's own errors become "cannot load ONNX model"; a TypeError of ours stays a TypeError
-    (caught by the CLI as an internal error), so no test mistakes a bug for a refused file."""
+    """Only ONNX Runtime's own errors become "cannot load ONNX model"; a TypeError of ours becomes an
+    InternalError naming the file (`open_backend`), the TypeError chained, so no test mistakes a bug for a
+    refused file."""
     import onnxruntime as ort
+
+    from yolor_deploy.errors import InternalError
 
     def buggy(*args, **kwargs):
         raise TypeError("InferenceSession() got an unexpected keyword argument 'sess_opts'")
 
     monkeypatch.setattr(ort, "InferenceSession", buggy)
-    with pytest.raises(TypeError, match="sess_opts"):
+    with pytest.raises(InternalError, match="tiny-static-nc3.onnx: internal error .*sess_opts") as e:
         Detector(model_path("static"))
+    assert isinstance(e.value.__cause__, TypeError)
 
 
 def test_trt_nms_export_explains_itself(tmp_path):

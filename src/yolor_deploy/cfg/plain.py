@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..fs import open_regular
 
 MAX_TEXT_BYTES = 256 * 1024  # upstream's largest config is ~18 KB (a darknet .cfg); yaml ones ~2 KB
 MAX_DEPTH = 12  # a yaml config nests 5 deep (head -> row -> args -> anchors -> level)
@@ -57,7 +58,7 @@ def printable(text: str, limit: int = 40) -> str:
 def read_text(path: Path, what: str = "config") -> str:
     """A config file's text (UTF-8), refusing files larger than `MAX_TEXT_BYTES`."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO or device is refused before it could block
             raw = f.read(MAX_TEXT_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read {what} ({e.strerror or e})") from None

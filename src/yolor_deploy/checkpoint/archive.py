@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, UnsafePickleError, first_line, internal_error
+from ..fs import check_regular, open_regular
 from . import limits
 from .budget import LoadContext
 from .inert import Storage, StorageType, clip, is_stand_in_class
@@ -59,10 +60,14 @@ def read_checkpoint(path: str | Path):
     naming the file (`UnsafePickleError` when the pickle names or calls something not allowlisted), or, for
     an exception none of our checks or `CORRUPT_FILE_ERRORS` expects (a bug of ours), an `InternalError`."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
     try:
-        with open(path, "rb") as f:
+        check_regular(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except OSError as e:  # a FIFO, device, socket or folder: refused before it is opened
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        with open_regular(path) as f:
             size = f.seek(0, 2)
             f.seek(0)
             if size > limits.MAX_FILE_BYTES:

@@ -39,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def synthetic_image(h: int = 720, w: int = 1280, seed: int = 0):
     """ndarray[h, w, 3] uint8 BGR: a gradient with random filled shapes and noise, seeded."""
-    import cv2
     import numpy as np
+
+    from ..runtime.inputs.opencv import cv2
 
     rng = np.random.default_rng(seed)
     img = np.empty((h, w, 3), np.uint8)

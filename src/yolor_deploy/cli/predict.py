@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -87,7 +86,7 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def _count_work(sources) -> int:
-    import cv2
+    from ..runtime.inputs.opencv import cv2
 
     total = 0
     for s in sources:
@@ -111,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     if args.max_pixels is not None:
-        from ..runtime.inputs.image_header import ENV_MAX_PIXELS
+        from ..runtime.inputs.opencv import set_max_pixels
 
         if args.max_pixels < 1:
             raise InputError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
-        os.environ[ENV_MAX_PIXELS] = str(args.max_pixels)
+        set_max_pixels(args.max_pixels)  # before any image is read: OpenCV's own cap follows
     if args.engine == "ray":
         return _run_ray(args)
     for flag in ("ray_address", "num_workers", "shard_size"):

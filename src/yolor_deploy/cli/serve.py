@@ -102,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f'serve needs the serve extra (missing {e.name}): pip install "yolor-deploy[serve]"') \
             from None
     from ..runtime.inputs.image_header import max_pixels
+    from ..runtime.inputs.opencv import set_max_pixels
 
     _check_numbers(args)
+    if args.max_pixels:
+        set_max_pixels(args.max_pixels)  # OpenCV's own cap too: it is loaded after this, by the first upload
     _check_engine_flags(args)
     batching = BatchSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                              workers=args.workers or 1)

@@ -7,6 +7,7 @@ import re
 from pathlib import PurePosixPath
 
 from ..errors import InputError, first_line
+from ..fs import NotRegularFileError, check_regular
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -60,6 +61,12 @@ def read_uri_bytes(uri: str, limit: int) -> bytes:
     """The bytes of the file at `uri`; InputError naming it when unreadable or larger than `limit` bytes."""
     _, filesystem, path = _filesystem(uri)
     try:
+        import pyarrow.fs as pafs
+
+        if isinstance(filesystem, pafs.LocalFileSystem):
+            check_regular(path)  # a FIFO or device would block the read; refused before it is opened
+        elif filesystem.get_file_info(path).type != pafs.FileType.File:
+            raise InputError(f"{uri}: not a regular file")
         with filesystem.open_input_file(path) as f:
             size = f.size()
             if size > limit:
@@ -67,5 +74,7 @@ def read_uri_bytes(uri: str, limit: int) -> bytes:
             return f.read()
     except InputError:
         raise
+    except NotRegularFileError as e:
+        raise InputError(f"{uri}: cannot read ({e.strerror})") from None
     except Exception as e:  # noqa: BLE001
         raise InputError(f"{uri}: cannot read ({first_line(e)})") from None

@@ -29,9 +29,9 @@ class ShardWorker:
         if config.get("cwd") and os.path.isdir(config["cwd"]):
             os.chdir(config["cwd"])
         if config.get("max_pixels"):
-            from ..runtime.inputs.image_header import ENV_MAX_PIXELS
+            from ..runtime.inputs.opencv import set_max_pixels
 
-            os.environ[ENV_MAX_PIXELS] = str(config["max_pixels"])
+            set_max_pixels(config["max_pixels"])
         from ..runtime import Detector
 
         self.config = config

@@ -2,7 +2,8 @@
 
 The conversion is OpenVINO's own ONNX reader; weights keep their precision (fp32, or fp16 for a
 `--half` export; no extra compression). The pair is written into a temporary folder beside the
-target and renamed into place, `.bin` first, so no half-written IR appears under the final names.
+target and renamed into place, `.bin` first, so no half-written IR appears under the final names; a load
+that finds a mixed pair (killed between the renames) uses the intact previous pair (`resolve_ir`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import onnx
 
 from ..contract import METADATA_KEY, ModelMetadata
 from ..errors import ExportError, InputError, first_line
-from ..fs import file_sha256, remove_stale_temps
+from ..fs import file_sha256, remove_stale_temps, temp_prefix
 
 
 def import_openvino():
@@ -65,14 +66,53 @@ def save_ir(ov_model, metadata: ModelMetadata, workdir: str | Path) -> Path:
 def check_pair(xml: str | Path, recorded: str | None) -> None:
     """InputError when `xml`'s .bin is not the one it was saved with (an interrupted overwrite, or files mixed
     by hand); `recorded`: the hash the .xml carries (None for IRs made elsewhere: nothing to check)."""
-    if not recorded or len(recorded) != 64:
+    if not pair_is_mixed(xml, recorded):
         return
     xml = Path(xml)
-    if file_sha256(xml.with_suffix(".bin")) != recorded:
-        prev = prev_paths(xml)[0]
-        hint = f"; the previous model is intact at {prev}" if prev.is_file() else ""
-        raise InputError(f"{xml}: its weights file {xml.with_suffix('.bin').name} belongs to another model "
-                         f"(an interrupted overwrite?){hint}")
+    prev = prev_paths(xml)[0]
+    hint = f"; the previous model is intact at {prev}" if prev.is_file() else ""
+    raise InputError(f"{xml}: its weights file {xml.with_suffix('.bin').name} belongs to another model "
+                     f"(an interrupted overwrite?){hint}")
+
+
+def pair_is_mixed(xml: str | Path, recorded: str | None) -> bool:
+    """True when `xml` records a .bin sha256 (`save_ir`) and its .bin has another one."""
+    return bool(recorded) and len(recorded or "") == 64 and file_sha256(Path(xml).with_suffix(".bin")) != recorded
+
+
+def check_bin_inside(xml: str | Path) -> None:
+    """InputError when `xml`'s .bin is a symlink resolving outside the model's folder (OpenVINO reads the .bin
+    beside the .xml by name: a link could make it read any file)."""
+    xml = Path(xml)
+    bin_ = xml.with_suffix(".bin")
+    if not bin_.is_symlink():
+        return
+    folder, real = os.path.realpath(xml.parent), os.path.realpath(bin_)
+    if os.path.commonpath([folder, real]) != folder:
+        raise InputError(f"{bin_}: a symlink to {real}, outside the model's folder {folder}: refused")
+
+
+def resolve_ir(xml: str | Path) -> Path:
+    """The .xml to load for `xml`: itself when its pair is consistent. A mixed pair (`install_ir` killed
+    between its two renames) falls back to the intact previous pair `stem.prev.*` with one RuntimeWarning;
+    InputError when there is none (or it is mixed too). A .bin outside the folder is refused (`check_bin_inside`)."""
+    import warnings
+
+    xml = Path(xml)
+    check_bin_inside(xml)
+    if not pair_is_mixed(xml, recorded_bin_hash(xml)):
+        return xml
+    prev = prev_paths(xml)[0]
+    if prev.is_file() and prev.with_suffix(".bin").is_file():
+        check_bin_inside(prev)
+        recorded = recorded_bin_hash(prev)
+        if recorded and not pair_is_mixed(prev, recorded):
+            warnings.warn(f"{xml}: its weights file {xml.with_suffix('.bin').name} belongs to another model (an "
+                          f"interrupted overwrite); loading the intact previous model {prev.name}",
+                          RuntimeWarning, stacklevel=3)
+            return prev
+    check_pair(xml, recorded_bin_hash(xml))
+    return xml
 
 
 def recorded_bin_hash(xml: str | Path) -> str | None:
@@ -104,8 +144,8 @@ def install_ir(xml: Path, out: str | Path) -> tuple[Path, Path]:
 
     Two renames cannot be one atomic step: an existing pair is first linked to `stem.prev.xml/.bin`, then
     the new .bin and .xml replace it, then the previous pair is removed. Killed in between, the final names
-    may hold a mixed pair: the load detects it (the .xml records its .bin's sha256) and names the intact
-    previous pair."""
+    may hold a mixed pair: the load detects it (the .xml records its .bin's sha256) and loads the intact
+    previous pair instead, with one warning (`resolve_ir`): the path works at every step."""
     dst_xml, dst_bin = ir_paths(out)
     prev_xml, prev_bin = prev_paths(out)
     kept = dst_xml.is_file() and dst_bin.is_file()
@@ -131,7 +171,7 @@ def ir_workdir(out: str | Path):
     """A temporary folder on the target's filesystem (so the final renames are atomic), removed after."""
     parent = Path(out).parent
     remove_stale_temps(Path(out))
-    d = tempfile.mkdtemp(prefix=f".{Path(out).stem}.{os.getpid()}.", suffix=".ir.tmp",
+    d = tempfile.mkdtemp(prefix=temp_prefix(Path(out).stem), suffix=".ir.tmp",
                          dir=parent if str(parent) else ".")
     try:
         yield Path(d)

@@ -61,7 +61,7 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
                    progress: Progress | None = None, machine: Machine | None = None) -> dict[str, Any]:
     """Run the whole search on the fp32 export `model`; returns the report (also written to
     `out_dir/report.json`)."""
-    from ..fs import remove_stale_temps
+    from ..fs import remove_stale_temps, temp_prefix
     from ..quantize.ort_qdq import calibration_images, check_quantizable, load_fp32_model
     from .chart import import_pyplot
 
@@ -79,7 +79,7 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
     threads = o.threads or os.cpu_count() or 1
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out / "report.json")  # work folders of killed runs (their PID is dead)
-    work = Path(tempfile.mkdtemp(prefix=f".optimize.{os.getpid()}.", suffix=".ir.tmp", dir=out))
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix("optimize"), suffix=".ir.tmp", dir=out))
     try:
         rows, specs = _build_all(plan, src, calib, o.calib_size, work, threads, progress)
         runners = _open_all(rows, specs, threads)

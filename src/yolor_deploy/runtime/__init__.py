@@ -10,11 +10,8 @@
 - `describe.py`: what a deployable model file holds (`yolor-deploy info`).
 
 Imports only numpy, onnxruntime or openvino (lazily, when a model is opened) and OpenCV; never torch.
-`inputs.opencv` is imported first: it loads OpenCV with its pixel cap set (see `runtime/inputs/opencv.py`).
+OpenCV is loaded at its first use, never at import, with its pixel cap set (`runtime/inputs/opencv.py`).
 """
-from .inputs import opencv  # noqa: F401 - first: OpenCV reads its pixel cap only when it loads
-
-# isort: split
 from .backends.metadata import METADATA_KEY, MetadataWarning, ModelMetadata, NmsSettings, parse_metadata
 from .backends.onnxruntime import OrtBackend, ProviderError, resolve_providers
 from .backends.protocol import Backend

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import NMS_OUTPUTS, RuntimeHint, parse_imgsz, round_to_stride
-from ..errors import InputError
+from ..contract import MAX_THREADS, NMS_OUTPUTS, RuntimeHint, parse_imgsz, round_to_stride
+from ..errors import InputError, internal_error
+from ..fs import check_regular
 from .backends.onnxruntime import OrtBackend
 from .backends.protocol import Backend
 from .backends.validate import check_model_io, check_nms_outputs, check_raw_output
@@ -79,6 +80,32 @@ def parse_backend(spec: str | None) -> tuple[str, str | None]:
 
 def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
                  backend: str | None = "auto", hint: RuntimeHint | None = None) -> Backend:
+    """See `_open_backend`. An OverflowError or TypeError out of it (a value from the file that our checks
+    missed) is an `InternalError` naming the file: one line, never a generic error without the file."""
+    if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
+        shown = repr(threads)[:40] if type(threads) is not int or abs(threads) < 10**12 else "a huge number"
+        raise InputError(f"{model}: threads {shown}: expected an integer in 1..{MAX_THREADS}")
+    _check_model_files(Path(model))
+    try:
+        return _open_backend(model, providers, threads, cfg, backend, hint)
+    except (OverflowError, TypeError) as e:
+        raise internal_error(str(model), e, "opening the model") from e
+
+
+def _check_model_files(path: Path) -> None:
+    """A model (and an IR's `.bin`) that is a FIFO, device, socket or folder is refused before any runtime
+    opens it (ONNX Runtime or OpenVINO would block on a FIFO); a missing one is left to the backend's words."""
+    for p in (path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,):
+        try:
+            check_regular(p)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise InputError(f"{p}: cannot read the model ({e.strerror or e})") from None
+
+
+def _open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
+                  backend: str | None = "auto", hint: RuntimeHint | None = None) -> Backend:
     """The backend that runs `model`. auto: what the model's own metadata says (`contract.RuntimeHint`, written
     by `optimize` into `best.*`), else ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`, PyTorch (imports
     torch) for `.pt`/`.pth` checkpoints. Nothing beside the model is read: a `report.json` counts only when the

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from ..errors import InputError
 from ..runtime.inputs.letterbox import letterbox
+from ..runtime.inputs.opencv import cv2
 from .detections import DetectionCheck, check_detections, check_half, nms_all
 from .matching import match_detections
 from .noise import Reference

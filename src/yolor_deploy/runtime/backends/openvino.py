@@ -22,7 +22,7 @@ import numpy as np
 
 from ...contract import INFERENCE_PRECISIONS
 from ...errors import InputError, first_line, internal_error
-from ...formats.openvino_ir import check_pair, import_openvino, recorded_bin_hash
+from ...formats.openvino_ir import import_openvino, resolve_ir
 from .metadata import METADATA_KEY, parse_metadata, read_metadata, static_dim
 
 DEFAULT_DEVICE = "CPU"
@@ -54,10 +54,9 @@ class OpenVINOBackend:
             raise InputError(f"{path}: OpenVINO device {device!r} is not available; available: "
                              f"{', '.join(core.available_devices)}")
         t0 = time.perf_counter()
-        if path.suffix.lower() == ".xml":
-            check_pair(path, recorded_bin_hash(path))
+        load = resolve_ir(path) if path.suffix.lower() == ".xml" else path  # a mixed pair: the previous one
         try:
-            model = core.read_model(str(path))
+            model = core.read_model(str(load))
         except RuntimeError as e:  # what OpenVINO raises for a file it cannot read or compile
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
         except Exception as e:  # noqa: BLE001 - anything else (a TypeError from our arguments) is a bug of ours

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ...contract import MetadataError, RuntimeHint
 from ...errors import InputError
+from ...fs import NotRegularFileError, check_regular, open_regular
 
 REPORT_NAME = "report.json"
 REPORT_TOOL = "yolor-deploy optimize"
@@ -24,9 +25,10 @@ def read_report(path: str | Path) -> dict | None:
     """The JSON object of an optimize report at `path`; None when absent or not written by optimize."""
     path = Path(path)
     try:
-        if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+        if check_regular(path).st_size > MAX_REPORT_BYTES:
             return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as f:
+            doc = json.loads(f.read(MAX_REPORT_BYTES + 1).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and doc.get("tool") == REPORT_TOOL else None
@@ -36,6 +38,12 @@ def read_report_hint(report: str | Path, model: str | Path) -> RuntimeHint:
     """The runtime settings the optimize `report` recorded for its best model, which must be `model`'s file
     (by name); InputError (one line) when the report is missing, not ours, about another file or malformed."""
     report, model = Path(report), Path(model)
+    try:
+        check_regular(report)
+    except NotRegularFileError as e:  # a FIFO would block; refused before it is opened
+        raise InputError(f"{report}: cannot read ({e.strerror})") from None
+    except OSError:
+        pass  # missing: "not an optimize report" below
     doc = read_report(report)
     if doc is None:
         raise InputError(f"{report}: not an optimize report (written by `{REPORT_TOOL}`)")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import cv2
 import numpy as np
+
+from .opencv import cv2
 
 PAD_VALUE = 114
 

@@ -1,20 +1,26 @@
-"""OpenCV, loaded with its own decoded-pixel cap set from ours, and nothing else changed.
+"""OpenCV, loaded lazily (on first use, never at import) with its own decoded-pixel cap set from ours.
 
 OpenCV reads `OPENCV_IO_MAX_IMAGE_PIXELS` once, when its library loads (a static of `imgcodecs`), and
-otherwise caps decoding at 2^30 pixels. The variable is set to `image_header.max_pixels()` (unless the
-user set it) only while `cv2` is imported, then the environment is put back as it was, OpenCV's own
-loader's additions included: importing the runtime leaves the process's environment (and its children's) as
-it was. `yolor_deploy.runtime` imports this module first, so the cap
-holds whenever the runtime is what loads OpenCV; a program that imported `cv2` before keeps OpenCV's own.
-The images whose header `image_header` reads are refused from the header before OpenCV sees them.
+otherwise caps decoding at 2^30 pixels. `load_opencv()` is the one place the runtime imports `cv2`: the
+variable is set to `image_header.max_pixels()` (unless the user set it) only while `cv2` is imported, then the
+environment is put back as it was, OpenCV's own loader's additions included. Importing any module of ours
+changes no environment variable and loads no OpenCV (`tests/test_imports.py`); the runtime's modules use the
+`cv2` proxy below, which loads OpenCV at its first attribute access.
+
+`set_max_pixels(n)` (called by `predict --max-pixels` and `serve --max-pixels`) sets our cap; OpenCV's own
+cap follows it when OpenCV is not loaded yet (the normal case: the CLI sets it before reading any image). When
+OpenCV is already loaded (a program imported `cv2` first, or a second call) its cap cannot change any more:
+our header check (`image_header.check_image`, before every decode) is then the guard, and the function says so
+by returning False.
 """
 from __future__ import annotations
 
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
-from .image_header import max_pixels
+from .image_header import ENV_MAX_PIXELS, max_pixels
 
 OPENCV_MAX_PIXELS = "OPENCV_IO_MAX_IMAGE_PIXELS"
 
@@ -36,4 +42,19 @@ def load_opencv() -> ModuleType:
     return cv2
 
 
-cv2 = load_opencv()
+def set_max_pixels(n: int) -> bool:
+    """Set the decoded-pixel cap to `n` ($YOLOR_MAX_IMAGE_PIXELS, inherited by worker processes). True when
+    OpenCV's own cap will be `n` too (OpenCV not loaded yet, and $OPENCV_IO_MAX_IMAGE_PIXELS not set by the
+    user); False when only our header check enforces it."""
+    os.environ[ENV_MAX_PIXELS] = str(int(n))
+    return "cv2" not in sys.modules and OPENCV_MAX_PIXELS not in os.environ
+
+
+class _LazyOpenCV:
+    """Stands for the `cv2` module; the first attribute read loads it through `load_opencv()`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(load_opencv(), name)
+
+
+cv2: Any = _LazyOpenCV()

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from .image_header import check_pixels, image_size
-from .opencv import cv2  # with OpenCV's own pixel cap, for the formats image_header does not parse
+from ...fs import check_regular, open_regular
+from .image_header import check_image, check_pixels
+from .opencv import cv2  # loaded at first use, with OpenCV's own pixel cap
 
 MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
 
@@ -76,6 +77,14 @@ def _glob_files(pattern: str) -> list[Path]:
     return sorted(files)
 
 
+def _what(p: Path) -> str:
+    try:
+        check_regular(p)
+    except OSError as e:
+        return (e.strerror or "").split(",")[0] or "not a file"
+    return "a file"
+
+
 def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
     """Expand files, folders (non-recursive, sorted) and globs (recursive `**`, sorted) into Sources.
 
@@ -102,6 +111,8 @@ def resolve_sources(specs: Iterable[str | Path]) -> list[Source]:
             if kind is None:
                 raise InputError(f"{p}: not an image or video file by its suffix ({_supported()})")
             out.append(Source(p, kind))
+        elif p.exists():
+            raise InputError(f"{p}: {_what(p)}, not a regular file: not read")
         else:
             raise InputError(f"{p}: no such file or folder")
     return out
@@ -127,10 +138,11 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to ndarray[H, W, 3] uint8 BGR; InputError naming the file otherwise."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: {size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
-        buf = np.fromfile(str(path), dtype=np.uint8)  # bytes first: non-ASCII paths work everywhere
+        with open_regular(path) as f:  # a FIFO or device is refused before it could block
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise InputError(f"{path}: {size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
+            buf = np.frombuffer(f.read(), dtype=np.uint8)  # bytes first: non-ASCII paths work everywhere
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     return decode_image(buf, str(path))
@@ -145,9 +157,7 @@ def decode_image(buf: np.ndarray | bytes, source: str, limit: int | None = None)
         raise InputError(f"{source}: empty file")
     if buf.size > MAX_FILE_BYTES:
         raise InputError(f"{source}: {buf.size:,} bytes is too large for an image (limit {MAX_FILE_BYTES:,})")
-    declared = image_size(buf[:65536].tobytes())
-    if declared is not None:  # refused from the header, before a byte is decoded
-        check_pixels(*declared, source=source, limit=limit)
+    check_image(np.ascontiguousarray(buf).data, source, limit)  # refused from the header, before decoding
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as e:  # OpenCV's own checks (its pixel cap) raise rather than return None
@@ -166,8 +176,12 @@ class VideoReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such video file")
+        try:
+            check_regular(self.path)  # OpenCV would block on a FIFO
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such video file") from None
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot read ({e.strerror or e})") from None
         self.cap = cv2.VideoCapture(str(self.path))
         if self.cap.isOpened():
             w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)

@@ -88,10 +88,9 @@ class Detections:
     def save(self, path: str | Path, image: np.ndarray | None = None) -> Path:
         """Write the annotated image (`image`, default: the one these detections were made on) to `path`,
         atomically."""
-        import cv2
-
         from ... import fs
         from ...errors import InputError
+        from ..inputs.opencv import cv2
 
         path = Path(path)
         image = self.plot(image)

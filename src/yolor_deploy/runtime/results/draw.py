@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import cv2
 import numpy as np
+
+from ..inputs.opencv import cv2
 
 
 class Drawable(Protocol):

@@ -16,10 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from ... import fs as atomic
 from ...errors import InputError
+from ..inputs.opencv import cv2
 from ..inputs.sources import Frame
 from .detections import Detections
 from .draw import draw_detections
