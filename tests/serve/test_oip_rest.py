@@ -53,7 +53,7 @@ def test_probes_metadata_and_config(client, local):
         ("images", "FP32", [-1, 3, -1, -1]), ("image_bytes", "BYTES", [-1])]
     assert [o["name"] for o in meta["outputs"]] == ["output", "num_dets", "boxes", "scores", "classes"]
     assert "image_bytes" in meta["parameters"]["usage"] and meta["parameters"]["letterbox"]["pad_value"] == 114
-    config = client.get_model_config(_name())["config"]
+    config = client.get_model_config(_name())
     proto = json_format.ParseDict(config, model_config_pb2.ModelConfig())
     assert proto.max_batch_size == 8 and list(proto.input[0].dims) == [3, -1, -1]
     assert json.loads(proto.parameters["yolor_metadata"].string_value)["names"] == list(local.names)

@@ -62,7 +62,7 @@ def oip_router(engine: Engine, settings: ServeSettings, metrics: ServeMetrics,
             m.check(name, version)
             if what == "ready":
                 return Response(status_code=200 if m.ready() and not draining() else 503)
-            return JSONResponse(m.metadata() if what == "metadata" else {"config": m.config()})
+            return JSONResponse(m.metadata() if what == "metadata" else m.config())  # config: as Triton answers
         except RequestError as e:
             return refuse(e)
 
