@@ -148,3 +148,17 @@ def _ok(x):
     inp = tritonclient_http.InferInput("images", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)
     return inp
+
+
+def test_raw_batches_on_a_fixed_batch_model_are_chunked_padded_and_cut():
+    from yolor_deploy.serve.oip_raw import run_raw
+
+    static = Detector(trained_onnx(dynamic=False))
+    assert static.backend.input_shape[0] == 1
+    x = static.preprocess([read_image(p) for p in IMAGES[:3]])
+    tensor = np.concatenate([b.tensor for b in x])
+    calls: list[int] = []
+    got = run_raw(static, tensor, calls.append)
+    assert calls == [1, 1, 1] and got[0].shape[0] == 3
+    for i in range(3):
+        np.testing.assert_array_equal(got[0][i:i + 1], static.backend(tensor[i:i + 1])[0])
