@@ -106,3 +106,9 @@ def test_existing_entry_refused_without_force_and_bad_input(tmp_path, capsys):
     assert len(err) == 1 and "junk.onnx" in err[0]
     assert not (repo / "junk").exists()
     assert main(["triton", str(model), "--out", str(repo), "--name", "../x"]) == 2
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["triton", "--help"])
+    assert e.value.code == 0 and "example" in capsys.readouterr().out

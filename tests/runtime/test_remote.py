@@ -70,3 +70,31 @@ def test_wrong_model_or_server_is_one_line(urls, capsys):
         Detector("http://127.0.0.1:1", model="x")
     assert main(["predict", "--url", urls["http"], IMAGES[0]]) == 2
     assert "--url and --model go together" in capsys.readouterr().err
+
+
+def test_a_model_with_nms_inside_runs_remotely_as_locally(tmp_path):
+    import warnings
+
+    import httpx
+
+    from yolor_deploy.assets import trained_checkpoint
+    from yolor_deploy.export import export_onnx
+
+    model = tmp_path / "shapes-nms.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_onnx(trained_checkpoint(), model, imgsz=(256, 256), nms="onnx", verify=False)
+    s = Server(model)
+    try:
+        meta = httpx.get(f"{s.url}/v2/models/shapes-nms").json()
+        types = {o["name"]: o["datatype"] for o in meta["outputs"]}
+        local_types = {o.name: o.type for o in Detector(model).backend.session.get_outputs()}
+        assert types == {n: {"tensor(int64)": "INT64", "tensor(float)": "FP32"}[t] for n, t in local_types.items()}
+        remote = Detector(s.url, model="shapes-nms")(IMAGES[:5])
+        local = Detector(model)(IMAGES[:5])
+        assert sum(len(d.scores) for d in local) > 5
+        for a, b in zip(remote, local):
+            assert a.classes.tolist() == b.classes.tolist()
+            np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+    finally:
+        assert s.stop() == 0, s.stderr

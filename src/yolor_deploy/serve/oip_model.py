@@ -62,7 +62,7 @@ class OipModel:
         if detector is None:
             raise RequestError(501, "unsupported", "raw tensors: this engine does not serve them (--engine local)")
         b = detector.backend
-        dtypes = getattr(self, "_out_dtypes", None) or ["float32"] * len(b.output_names)
+        dtypes = getattr(self, "_out_dtypes", None) or output_dtypes(b)
         return ([TensorSpec(RAW_INPUT, "float32", tuple(b.input_shape))],
                 [TensorSpec(n, t, tuple(s)) for n, t, s in zip(b.output_names, dtypes, b.output_shapes)])
 
@@ -164,6 +164,24 @@ class OipModel:
         out = await self._guarded(self.engine.detect(images, params))
         self.metrics.images.inc(len(images))
         return detection_tensors(out.detections)
+
+
+ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+             "tensor(int32)": "int32"}
+
+
+def output_dtypes(backend: Any) -> list[str]:
+    """The model's output types as numpy names, from the ONNX Runtime session or the OpenVINO compiled model
+    (float32 where neither says: another backend; corrected by the first raw inference)."""
+    session, compiled = getattr(backend, "session", None), getattr(backend, "compiled", None)
+    try:
+        if session is not None:
+            return [ORT_TYPES.get(o.type, "float32") for o in session.get_outputs()]
+        if compiled is not None:
+            return [str(np.dtype(o.get_element_type().to_dtype())) for o in compiled.outputs]
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+    return ["float32"] * len(backend.output_names)
 
 
 def detection_tensors(detections: list[Any]) -> list[tuple[str, np.ndarray]]:
