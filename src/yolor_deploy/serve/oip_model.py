@@ -67,21 +67,28 @@ class OipModel:
                 [TensorSpec(n, t, tuple(s)) for n, t, s in zip(b.output_names, dtypes, b.output_shapes)])
 
     def metadata(self) -> dict[str, Any]:
-        inputs, outputs = self._raw_io()
         shape = lambda t: [-1 if d is None else d for d in t.dims]  # noqa: E731
         types = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32"}
+        try:
+            inputs, outputs = self._raw_io()
+        except RequestError:  # an engine without raw tensors (Ray Serve): image bytes only
+            inputs, outputs = [], []
         raw_names = {t.name for t in outputs}
-        meta = self.engine.model_metadata()  # type: ignore[attr-defined]
+        params: dict[str, Any] = {"usage": USAGE if inputs else "one way in: " + USAGE.split("; or ")[1],
+                                  "names": list(self.info.get("names", [])),
+                                  "defaults": {"conf": self.settings.defaults.conf_thres,
+                                               "iou": self.settings.defaults.iou_thres,
+                                               "max_det": self.settings.defaults.max_det}}
+        if inputs:
+            params["letterbox"] = letterbox_note(self.engine.model_metadata(),  # type: ignore[attr-defined]
+                                                 bool(self.info.get("dynamic_input", False)))
         return {
             "name": self.name, "versions": [VERSION], "platform": f"yolor-deploy_{self.info.get('backend', '')}",
-            "inputs": [{"name": RAW_INPUT, "datatype": "FP32", "shape": shape(inputs[0])},
-                       {"name": BYTES_INPUT, "datatype": "BYTES", "shape": [-1]}],
+            "inputs": [{"name": RAW_INPUT, "datatype": "FP32", "shape": shape(t)} for t in inputs]
+            + [{"name": BYTES_INPUT, "datatype": "BYTES", "shape": [-1]}],
             "outputs": [{"name": t.name, "datatype": types.get(t.dtype, "FP32"), "shape": shape(t)} for t in outputs]
             + [{"name": n, "datatype": d, "shape": s} for n, d, s in DETECTION_OUTPUTS if n not in raw_names],
-            "parameters": {"usage": USAGE, "letterbox": letterbox_note(meta, self.info.get("dynamic_input", False)),
-                           "names": list(meta.names), "defaults": {"conf": self.settings.defaults.conf_thres,
-                                                                   "iou": self.settings.defaults.iou_thres,
-                                                                   "max_det": self.settings.defaults.max_det}},
+            "parameters": params,
         }
 
     def config(self) -> dict[str, Any]:
