@@ -106,6 +106,20 @@ def _count_work(sources) -> int:
     return total
 
 
+def _check_url(args: argparse.Namespace) -> None:
+    """--url and --model together; with --url every positional is a source."""
+    from ..errors import InputError
+
+    if (args.url is None) != (args.remote_model is None):
+        raise InputError("--url and --model go together (a server URL and the model's name there)")
+    if args.url is not None:
+        args.source = [args.model, *args.source]
+        if args.engine == "ray":
+            raise InputError("--url: only with --engine local (the server does the model calls)")
+    elif not args.source:
+        raise InputError("source: give at least one image file, folder, glob or video after the model")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -116,20 +130,13 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.results.writer import ResultWriter
 
     err = Console(stderr=True)
+    _check_url(args)
     if args.max_pixels is not None:
         from ..runtime.inputs.image_header import ENV_MAX_PIXELS
 
         if args.max_pixels < 1:
             raise InputError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
         os.environ[ENV_MAX_PIXELS] = str(args.max_pixels)
-    if (args.url is None) != (args.remote_model is None):
-        raise InputError("--url and --model go together (a server URL and the model's name there)")
-    if args.url is not None:
-        args.source = [args.model, *args.source]
-        if args.engine == "ray":
-            raise InputError("--url: only with --engine local (the server does the model calls)")
-    elif not args.source:
-        raise InputError("source: give at least one image file, folder, glob or video after the model")
     if args.engine == "ray":
         return _run_ray(args)
     for flag in ("ray_address", "num_workers", "shard_size"):
