@@ -101,3 +101,22 @@ def test_bad_requests_get_grpc_statuses_and_the_server_keeps_serving(server, cli
     inp = tritonclient_grpc.InferInput("images", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)
     assert client.infer(_name(), [inp]).as_numpy("output").shape[0] == 1
+
+
+def test_a_grpc_port_in_use_is_one_line_and_exit_2():
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from helpers.serve_server import SRC
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = dict(os.environ, PYTHONPATH=str(SRC))
+        r = subprocess.run([sys.executable, "-m", "yolor_deploy.cli.main", "serve", str(trained_onnx()), "--port", "0",
+                            "--grpc-port", str(port)], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: --grpc-port {port}: cannot listen on 127.0.0.1 (Address already in use)"], r.stderr

@@ -9,6 +9,7 @@ DEADLINE_EXCEEDED, 500 INTERNAL), counted in `/metrics` as REST's are.
 """
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 
+from ..errors import InputError
 from .engine import Engine
 from .inputs import RequestError, bad_request
 from .metrics import ServeMetrics
@@ -132,9 +134,23 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             self.metrics.in_flight.dec()
 
 
+def check_port(host: str, port: int) -> None:
+    """InputError naming --grpc-port when host:port cannot be bound (in use, no such address); port 0 is free."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.bind(addr)
+    except OSError as e:
+        raise InputError(f"--grpc-port {port}: cannot listen on {host} ({e.strerror or e})") from None
+
+
 def attach_grpc(app: Any, engine: Engine, settings: ServeSettings, metrics: ServeMetrics, host: str, port: int,
                 log: Callable[[str], None]) -> None:
-    """Run the gRPC front end with `app`'s lifespan (started after the engine, stopped before it drains)."""
+    """Run the gRPC front end with `app`'s lifespan (started after the engine, stopped before it drains). A port
+    that cannot be bound is an InputError here, before anything starts."""
+    check_port(host, port)
     inner, flag = app.router.lifespan_context, {"draining": False}
     begin_drain = app.state.begin_drain
 
@@ -148,7 +164,7 @@ def attach_grpc(app: Any, engine: Engine, settings: ServeSettings, metrics: Serv
     async def lifespan(a: Any) -> AsyncIterator[Any]:
         async with inner(a) as state:
             limit = max(settings.max_body_bytes, 1024)
-            server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+            server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0),
                                               ("grpc.max_send_message_length", 1 << 30)])
             draining = lambda: flag["draining"]  # noqa: E731
             service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
