@@ -6,13 +6,17 @@ dynamic at --imgsz into a temporary folder): one with batching (--max-batch, --m
 (--max-batch 1), and runs them interleaved (--rounds rounds of N/rounds requests each, alternating which goes
 first) so both see the same machine; prints both rows, the throughput ratio, and the CPU line. With --engine ray
 three servers run: `serve --engine ray` with --replicas 2 and with --replicas 1, and the plain server (all
-batching): the gain of a second replica, and what Ray Serve's extra hops cost against one process.
+batching): the gain of a second replica, and what Ray Serve's extra hops cost against one process. With
+--protocol v2-http or v2-grpc one batching server (with --grpc-port 0) is driven interleaved over /v1/detect and
+over the Open Inference Protocol (the encoded image as an `image_bytes` BYTES tensor: REST with the binary tensor
+extension, or gRPC through tritonclient's asyncio client): what the protocol costs against /v1.
 
 usage:
   python scripts/load_test.py                                   # trained model @320, 400 requests, C=8
   python scripts/load_test.py --requests 800 --concurrency 16 --max-batch 16
   python scripts/load_test.py --url http://127.0.0.1:8000 --requests 200   # a server that is already running
   python scripts/load_test.py --engine ray --requests 400                 # Ray Serve: 1 vs 2 replicas
+  python scripts/load_test.py --protocol v2-grpc                          # /v1/detect vs OIP gRPC, one server
 """
 from __future__ import annotations
 
@@ -65,7 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-limit-s", type=float, default=600.0, help="stop sending after this long (default 600)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: batching vs no batching (default); ray: Ray Serve with 1 vs 2 replicas")
+    p.add_argument("--protocol", choices=("v1", "v2-http", "v2-grpc"), default="v1",
+                   help="v1: batching vs no batching over /v1/detect (default); v2-http / v2-grpc: /v1/detect vs the "
+                        "Open Inference Protocol on one batching server")
     args = p.parse_args(argv)
+    if args.protocol != "v1" and (args.engine != "local" or args.url):
+        p.error("--protocol v2-http / v2-grpc: with --engine local and without --url (servers started here)")
     if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.concurrency <= 256 or args.rounds < 1:
         p.error(f"--requests 1..{MAX_REQUESTS}, --concurrency 1..256, --rounds >= 1")
     if args.url and not is_loopback_url(args.url):
@@ -87,13 +96,15 @@ class ServerProcess:
     def __init__(self, model: Path, args: list[str]):
         self.proc = subprocess.Popen([sys.executable, "-m", "yolor_deploy.cli.main", "serve", str(model),
                                       "--port", "0", *args], stderr=subprocess.PIPE, text=True)
-        self.url, self.lines = "", []
+        self.url, self.grpc, self.lines = "", "", []
         found = threading.Event()
 
         def read() -> None:
             assert self.proc.stderr is not None
             for line in self.proc.stderr:
                 self.lines.append(line.rstrip())
+                if " at grpc://" in line:
+                    self.grpc = line.split(" at grpc://", 1)[1].split()[0]
                 if not self.url and " at http://" in line:
                     self.url = line.split(" at ", 1)[1].split()[0]
                     found.set()
@@ -122,9 +133,58 @@ def batch_metrics(url: str) -> tuple[float, float]:
     return values.get("yolor_serve_batch_size_count", 0.0), values.get("yolor_serve_batch_size_sum", 0.0)
 
 
-async def run_requests(url: str, data: bytes, n: int, concurrency: int, deadline: float, tally: Tally) -> None:
-    """`n` detect requests, `concurrency` in flight, each on a kept-alive connection; into `tally`."""
+def v2_body(data: bytes, model: str) -> tuple[bytes, dict[str, str]]:
+    """An Open Inference Protocol REST infer body: `data` as a one-element `image_bytes` tensor, binary extension."""
+    import json
+    import struct
+
+    head = json.dumps({"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1],
+                                   "parameters": {"binary_data_size": len(data) + 4}}],
+                       "outputs": [{"name": n, "parameters": {"binary_data": True}}
+                                   for n in ("num_dets", "boxes", "scores", "classes")]}).encode()
+    return head + struct.pack("<I", len(data)) + data, {"Inference-Header-Content-Length": str(len(head))}
+
+
+async def run_grpc(server: ServerProcess, data: bytes, model: str, n: int, concurrency: int, deadline: float,
+                   tally: Tally) -> None:
+    """`n` ModelInfer calls with `image_bytes`, `concurrency` in flight, over one gRPC channel."""
+    import tritonclient.grpc.aio as grpcclient
+
     todo = iter(range(n))
+    blob = np.array([data], dtype=np.object_)
+    client = grpcclient.InferenceServerClient(server.grpc)
+
+    async def worker() -> None:
+        for _ in todo:
+            if time.monotonic() > deadline:
+                tally.errors["time limit: not sent"] += 1
+                continue
+            inp = grpcclient.InferInput("image_bytes", [1], "BYTES")
+            inp.set_data_from_numpy(blob)
+            t0 = time.perf_counter()
+            try:
+                await client.infer(model, [inp])
+            except Exception as e:  # noqa: BLE001 - counted by type
+                tally.errors[type(e).__name__] += 1
+                continue
+            tally.latencies.append(time.perf_counter() - t0)
+
+    calls0, images0 = batch_metrics(server.url)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    tally.seconds += time.perf_counter() - t0
+    calls1, images1 = batch_metrics(server.url)
+    await client.close()
+    tally.calls += calls1 - calls0
+    tally.images += images1 - images0
+
+
+async def run_requests(url: str, data: bytes, n: int, concurrency: int, deadline: float, tally: Tally,
+                       v2_model: str = "") -> None:
+    """`n` detect requests (/v1/detect, or with `v2_model` an Open Inference Protocol REST infer), `concurrency`
+    in flight, each on a kept-alive connection; into `tally`."""
+    todo = iter(range(n))
+    body, headers = v2_body(data, v2_model) if v2_model else (b"", {})
 
     async def worker(client: httpx.AsyncClient) -> None:
         for _ in todo:
@@ -133,7 +193,8 @@ async def run_requests(url: str, data: bytes, n: int, concurrency: int, deadline
                 continue
             t0 = time.perf_counter()
             try:
-                r = await client.post(f"{url}/v1/detect", files=[("image", ("image.jpg", data))])
+                r = (await client.post(f"{url}/v2/models/{v2_model}/infer", content=body, headers=headers)
+                     if v2_model else await client.post(f"{url}/v1/detect", files=[("image", ("image.jpg", data))]))
             except httpx.HTTPError as e:
                 tally.errors[type(e).__name__] += 1
                 continue
@@ -141,7 +202,8 @@ async def run_requests(url: str, data: bytes, n: int, concurrency: int, deadline
                 tally.errors[f"HTTP {r.status_code}"] += 1
                 continue
             tally.latencies.append(time.perf_counter() - t0)
-            tally.batches[int(r.json()["batch"])] += 1
+            if not v2_model:
+                tally.batches[int(r.json()["batch"])] += 1
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
@@ -214,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="yolor-load-") as tmp:
         model = Path(args.model) if args.model else default_model(args.imgsz, Path(tmp))
         batching = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
-        if args.engine == "ray":
+        if args.protocol != "v1":
+            settings = {"v1 /v1/detect (multipart image)": [*batching, "--grpc-port", "0"],
+                        f"{args.protocol} infer (image_bytes tensor)": []}  # the same server as v1
+        elif args.engine == "ray":
             settings = {f"ray serve --replicas {n} (--max-batch {args.max_batch})":
                         [*batching, "--engine", "ray", "--replicas", str(n)] for n in (2, 1)}
             settings[f"plain serve (--max-batch {args.max_batch})"] = batching
@@ -222,18 +287,26 @@ def main(argv: list[str] | None = None) -> int:
             settings = {f"batching (--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g})": batching,
                         "no batching (--max-batch 1)": ["--max-batch", "1"]}
         common = ["--threads", str(args.threads)] if args.threads else []
-        servers = {name: ServerProcess(model, extra + common) for name, extra in settings.items()}
+        servers = {name: ServerProcess(model, extra + common) for name, extra in settings.items() if extra}
+        if args.protocol != "v1":
+            servers = dict.fromkeys(settings, next(iter(servers.values())))
         tallies = {name: Tally() for name in settings}
         try:
             per_round = [args.requests // args.rounds + (r < args.requests % args.rounds) for r in range(args.rounds)]
             for r, n in enumerate(per_round):
                 order = list(settings) if r % 2 == 0 else list(reversed(settings))
                 for name in order:
-                    asyncio.run(run_requests(servers[name].url, data, n, args.concurrency, deadline, tallies[name]))
+                    if name.startswith("v2-grpc"):
+                        asyncio.run(run_grpc(servers[name], data, model.stem, n, args.concurrency, deadline,
+                                             tallies[name]))
+                    else:
+                        v2 = model.stem if name.startswith("v2-http") else ""
+                        asyncio.run(run_requests(servers[name].url, data, n, args.concurrency, deadline,
+                                                 tallies[name], v2))
         finally:
-            codes = [s.stop() for s in servers.values()]
+            codes = [s.stop() for s in {id(s): s for s in servers.values()}.values()]
         one, many = model_batch_ratio(model, image, args.max_batch, args.threads) \
-            if args.max_batch > 1 and args.engine == "local" else (1, 1)
+            if args.max_batch > 1 and args.engine == "local" and args.protocol == "v1" else (1, 1)
     print(f"load test: {args.requests} requests per setting at concurrency {args.concurrency}, {args.rounds} "
           f"interleaved rounds; image {image.name}; model {model.name}; servers exit {codes}")
     print(f"cpu: {cpu_line()} (client and servers on the same machine; model threads: "
@@ -242,11 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in tallies.items():
         print(row(name, t))
     rps = [len(t.latencies) / t.seconds if t.seconds else float("nan") for t in tallies.values()]
-    if args.engine == "ray":
+    if args.protocol != "v1":
+        print(f"ratio {args.protocol} / v1 (throughput, one server): {rps[1] / rps[0]:.2f}x")
+    elif args.engine == "ray":
         print(f"ratio 2 replicas / 1 replica (throughput): {rps[0] / rps[1]:.2f}x; "
               f"2 replicas / plain server: {rps[0] / rps[2]:.2f}x")
     else:
         print(f"ratio batching / no batching (throughput): {rps[0] / rps[1]:.2f}x")
+    if args.protocol == "v1" and args.engine == "local":
         print(f"the model alone (Detector, no HTTP), ms per image: batch 1 {one:.1f}, batch {args.max_batch} "
               f"{many:.1f} ({one / many:.2f}x)")
     return 0 if not any(t.errors for t in tallies.values()) and codes == [0] * len(codes) else 1

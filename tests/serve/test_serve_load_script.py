@@ -49,3 +49,17 @@ def test_load_test_refuses_a_non_loopback_url(capsys):
     with pytest.raises(SystemExit):
         load_script().main(["--url", "http://10.1.2.3:8000"])
     assert "loopback addresses only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protocol", ["v2-http", "v2-grpc"])
+def test_load_test_compares_v1_with_the_open_inference_protocol_on_one_server(capsys, protocol):
+    pytest.importorskip("tritonclient.grpc")
+    rc = load_script().main(["--model", str(trained_onnx()), "--requests", "16", "--rounds", "2",
+                             "--concurrency", "4", "--protocol", protocol])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "servers exit [0]" in out and f"ratio {protocol} / v1" in out, out
+    rows = re.findall(r"^(v1 /v1/detect|v2-\w+ infer)\D.*?\)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+)", out,
+                      flags=re.M)
+    assert [(name, errors) for name, _, errors in rows] == [("v1 /v1/detect", "0"), (f"{protocol} infer", "0")]
+    assert all(float(rps) > 0 for _, rps, _ in rows)

@@ -24,6 +24,7 @@ COMMANDS = {
     "val": "yolor_deploy.cli.val",
     "quantize": "yolor_deploy.cli.quantize",
     "serve": "yolor_deploy.cli.serve",
+    "triton": "yolor_deploy.cli.triton",
     "optimize": "yolor_deploy.cli.optimize",
 }
 

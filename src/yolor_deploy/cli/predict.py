@@ -30,13 +30,19 @@ model, local sources and --save-dir must be at the same path on every node (a sh
 examples:
   yolor-deploy predict yolor-p6.onnx images/ --save-json --save-txt
   yolor-deploy predict yolor_p6.pt --cfg yolor_p6 clip.mp4 --imgsz 1280
+  yolor-deploy predict --url grpc://127.0.0.1:8001 --model yolor-p6 images/
   yolor-deploy predict yolor-p6.onnx /data/images --engine ray --num-workers 2 --save-dir runs/big --save-json
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model: .onnx export or .pt checkpoint")
-    p.add_argument("source", nargs="+", help="image files, folders, globs or video files")
+    p.add_argument("model", help="model: .onnx export or .pt checkpoint (with --url: the first source)")
+    p.add_argument("source", nargs="*", help="image files, folders, globs or video files")
+    p.add_argument("--url", default=None, metavar="URL",
+                   help="run the model on an Open Inference Protocol server (serve, Triton): http://HOST:PORT or "
+                        "grpc://HOST:PORT, with --model NAME; letterbox and NMS run here")
+    p.add_argument("--model", dest="remote_model", default=None, metavar="NAME",
+                   help="--url: the model's name on the server")
     p.add_argument("--conf-thres", type=float, default=0.25, help="score threshold (default 0.25)")
     p.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     add_inference_size_argument(p)
@@ -99,6 +105,20 @@ def _count_work(sources) -> int:
     return total
 
 
+def _check_url(args: argparse.Namespace) -> None:
+    """--url and --model together; with --url every positional is a source."""
+    from ..errors import InputError
+
+    if (args.url is None) != (args.remote_model is None):
+        raise InputError("--url and --model go together (a server URL and the model's name there)")
+    if args.url is not None:
+        args.source = [args.model, *args.source]
+        if args.engine == "ray":
+            raise InputError("--url: only with --engine local (the server does the model calls)")
+    elif not args.source:
+        raise InputError("source: give at least one image file, folder, glob or video after the model")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -109,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.results.writer import ResultWriter
 
     err = Console(stderr=True)
+    _check_url(args)
     if args.max_pixels is not None:
         from ..runtime.inputs.opencv import set_max_pixels
 
@@ -122,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{flag.replace('_', '-')}: only with --engine ray")
     with warnings_to_stderr():
         sources = resolve_sources(args.source)
-        det = Detector(args.model, providers=args.providers, conf_thres=args.conf_thres,
-                       iou_thres=args.iou_thres, max_det=args.max_det, classes=args.classes,
-                       agnostic=args.agnostic_nms, imgsz=args.imgsz, batch_size=args.batch,
-                       threads=args.threads, cfg=args.cfg, backend=args.backend,
-                       hint=runtime_hint(args, args.model))
+        remote = {"model": args.remote_model} if args.url else \
+            {"providers": args.providers, "threads": args.threads, "cfg": args.cfg, "backend": args.backend,
+             "hint": runtime_hint(args, args.model)}
+        det = Detector(args.url or args.model, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+                       max_det=args.max_det, classes=args.classes, agnostic=args.agnostic_nms, imgsz=args.imgsz,
+                       batch_size=args.batch, **remote)
         writer = ResultWriter(args.save_dir or default_save_dir(), save_img=not args.no_save_img,
                               save_txt=args.save_txt, save_conf=args.save_conf, save_json=args.save_json)
         skipped: list[str] = []

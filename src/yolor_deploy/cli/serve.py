@@ -21,6 +21,8 @@ endpoints:
   GET  /v1/model    classes, size, precision, NMS, source hash, version, batching
   POST /v1/detect   multipart field `image` (repeat for several); query conf, iou, max_det, classes
   GET  /metrics     Prometheus                 GET /docs     OpenAPI docs
+  /v2/...           the Open Inference Protocol (KServe v2, what tritonclient speaks): health, model metadata
+                    and config, POST /v2/models/NAME/infer (JSON or binary tensors); gRPC on --grpc-port
 
 examples:
   yolor-deploy serve shapes-dynamic.onnx --port 8000 --max-batch 8
@@ -33,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model: .onnx (export with --dynamic to batch requests), .xml IR or .pt")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--grpc-port", type=int, default=None, metavar="PORT",
+                   help="also serve the Open Inference Protocol over gRPC on this port (0: a free one; --engine local)")
     p.add_argument("--max-batch", type=int, default=8, help="images per model call at most (default 8; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long the oldest waiting request waits for others to join its batch (default 5)")
@@ -69,6 +73,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
     checks = {
         "--port": (args.port, 0 <= args.port <= 65535, "0..65535"),
+        "--grpc-port": (args.grpc_port, args.grpc_port is None or 0 <= args.grpc_port <= 65535, "0..65535"),
         "--max-batch": (args.max_batch, 1 <= args.max_batch <= 1024, "1..1024"),
         "--max-wait-ms": (args.max_wait_ms, 0 <= args.max_wait_ms <= 60_000, "0..60000"),
         "--max-queue": (args.max_queue, args.max_queue >= 1, "at least 1"),
@@ -124,14 +129,14 @@ def run(args: argparse.Namespace) -> int:
 
         return serve_with_ray(args.model, args.host, args.port, args.replicas or 1, args.ray_address, batching,
                               settings, options)
-    return serve(args.model, args.host, args.port, batching, settings, options)
+    return serve(args.model, args.host, args.port, batching, settings, options, grpc_port=args.grpc_port)
 
 
 def _check_engine_flags(args: argparse.Namespace) -> None:
     """Flags of one engine given with the other: one line."""
     from ..errors import InputError
 
-    only = {"local": ("workers",), "ray": ("replicas", "ray_address")}
+    only = {"local": ("workers", "grpc_port"), "ray": ("replicas", "ray_address")}
     for engine, flags in only.items():
         for flag in flags:
             if args.engine != engine and getattr(args, flag) is not None:

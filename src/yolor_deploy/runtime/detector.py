@@ -150,7 +150,9 @@ def _open_backend(model: str | Path, providers=None, threads: int | None = None,
 class Detector:
     """Run a YOLOR model on BGR images (ndarrays or image paths).
 
-    `model`: a path (`.onnx`, an OpenVINO `.xml`, or a checkpoint) or a ready `Backend`; `backend`
+    `source`: a path (`.onnx`, an OpenVINO `.xml`, or a checkpoint) or a ready `Backend` (or `model=` either);
+    or an Open Inference Protocol server's URL (`http://HOST:PORT`, `https://`, `grpc://HOST:PORT`) with
+    `model=NAME`: pre/post-processing here, the model call on the server (`backends/remote.py`); `backend`
     picks the runtime for a path (`open_backend`; auto follows the model's own metadata, or `hint` when
     given: e.g. `read_report_hint("report.json", model)` for a model an optimize report measured).
     Thresholds and NMS options as upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to
@@ -159,14 +161,13 @@ class Detector:
     holds those of the latest call.
     """
 
-    def __init__(self, model: str | Path | Backend, providers=None, conf_thres: float = 0.25,
+    def __init__(self, source: str | Path | Backend | None = None, providers=None, conf_thres: float = 0.25,
                  iou_thres: float = 0.45, max_det: int = 300, classes: Sequence[int] | None = None,
                  agnostic: bool = False, multi_label: bool | None = None,
                  imgsz: int | Sequence[int] | None = None, batch_size: int | None = None,
                  threads: int | None = None, cfg=None, backend: str | None = "auto",
-                 hint: RuntimeHint | None = None):
-        self.backend = (model if not isinstance(model, (str, Path))
-                        else open_backend(model, providers, threads, cfg, backend, hint))
+                 hint: RuntimeHint | None = None, *, model: str | Path | Backend | None = None):
+        self.backend = _remote_or_local(source, model, providers, threads, cfg, backend, hint)
         self.metadata = self.backend.metadata
         check_model_io(self.backend)
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
@@ -307,6 +308,27 @@ class Detector:
             self.last = times
             self.timings.add(times)
         return results  # type: ignore[return-value]
+
+
+def _remote_or_local(source, name, providers, threads, cfg, backend, hint) -> Backend:
+    """A server URL -> RemoteBackend running model `name` there; a path -> `open_backend`; a Backend as is.
+    Without `source`, `name` is the model (`Detector(model="x.onnx")`)."""
+    from .backends.remote import RemoteBackend, is_remote
+
+    if is_remote(source):
+        if not isinstance(name, str) or not name:
+            raise InputError(f"{source}: name the model to run there (model=NAME)")
+        return RemoteBackend(str(source), name)
+    model = source
+    if name is not None:
+        if source is not None:
+            raise InputError(f"model={name!r}: a model name goes with a server URL (http://, https://, grpc://), "
+                             f"not with {source}")
+        model = name
+    if model is None:
+        raise InputError("Detector: give a model file, a Backend, or a server URL and model=NAME")
+    return model if not isinstance(model, (str, Path)) else open_backend(model, providers, threads, cfg, backend,
+                                                                          hint)
 
 
 def _hw(imgsz: int | Sequence[int]) -> tuple[int, int]:

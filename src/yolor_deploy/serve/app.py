@@ -26,6 +26,7 @@ from .engine import Engine
 from .inputs import MAX_DET_LIMIT, RequestError, decode_images, parse_params
 from .metrics import ServeMetrics
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
+from .oip_rest import oip_router
 from .outputs import detections_json
 from .settings import ServeSettings
 
@@ -158,6 +159,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         per_image = [detections_json(d, b, times) for d, b in zip(out.detections, out.batch_sizes)]
         return JSONResponse(per_image[0] if len(per_image) == 1 else {"results": per_image})
 
+    app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"])))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        on_reject=lambda: metrics.count_error("body_too_large"))
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]  # outermost: sees every answer

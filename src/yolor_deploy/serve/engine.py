@@ -22,6 +22,7 @@ from ..runtime.detector import Batch, Detector
 from ..runtime.results.detections import Detections
 from .batcher import BatchSettings, DynamicBatcher
 from .inputs import DetectParams
+from .oip_raw import RawJob, run_raw
 
 
 @dataclass
@@ -171,8 +172,19 @@ class LocalEngine:
     async def detect(self, images: list[np.ndarray], params: DetectParams) -> DetectOutput:
         return await self._batcher.submit(DetectJob(list(images), params), len(images))
 
-    def _run_jobs(self, jobs: Sequence[DetectJob]) -> list[DetectOutput]:
-        return run_jobs(self.detector, jobs, self._on_model_call)
+    async def infer_raw(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """A letterboxed FP32 [B, 3, H, W] tensor -> the model's raw outputs, through the same batcher."""
+        return await self._batcher.submit(RawJob(tensor), len(tensor))
+
+    def model_metadata(self) -> Any:
+        """The model's `ModelMetadata` (what the Open Inference Protocol config carries)."""
+        return self.detector.metadata
+
+    def _run_jobs(self, jobs: Sequence[DetectJob | RawJob]) -> list[DetectOutput | list[np.ndarray]]:
+        detect = [j for j in jobs if isinstance(j, DetectJob)]
+        done = iter(run_jobs(self.detector, detect, self._on_model_call) if detect else [])
+        return [next(done) if isinstance(j, DetectJob) else run_raw(self.detector, j.tensor, self._on_model_call)
+                for j in jobs]
 
 
 def _with_params(detector: Detector, params: DetectParams) -> Detector:

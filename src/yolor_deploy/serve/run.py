@@ -81,8 +81,9 @@ def open_detector(model: str | Path, max_batch: int, options: ModelOptions, defa
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching: BatchSettings | None = None,
           settings: ServeSettings | None = None, options: ModelOptions | None = None,
-          log: Callable[[str], None] = log_stderr) -> int:
-    """Serve `model` over HTTP until SIGTERM/SIGINT; 0 after a graceful stop."""
+          log: Callable[[str], None] = log_stderr, grpc_port: int | None = None) -> int:
+    """Serve `model` over HTTP (and the Open Inference Protocol's gRPC on `grpc_port`, 0: a free port) until
+    SIGTERM/SIGINT; 0 after a graceful stop."""
     from .app import create_app
     from .engine import LocalEngine, batching_note, precision
     from .metrics import ServeMetrics
@@ -93,6 +94,10 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching
     metrics = ServeMetrics()
     engine = LocalEngine(detector, batching, Path(model).name, on_model_call=metrics.batch_size.observe, log=log)
     app = create_app(engine, settings, metrics)
+    if grpc_port is not None:
+        from .oip_grpc import attach_grpc
+
+        attach_grpc(app, engine, settings, metrics, host, grpc_port, log)
     sock = bind_socket(host, port)
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach this address can use the model (no auth)")

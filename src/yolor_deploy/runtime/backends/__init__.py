@@ -4,6 +4,7 @@
 - `onnxruntime.py`: `OrtBackend` (execution providers, sessions) and `cpu_session`;
 - `openvino.py`: `OpenVINOBackend` (an ONNX model or an OpenVINO IR);
 - `torch_backend.py`: `TorchBackend`, a PyTorch checkpoint: the one runtime module that imports torch (lazily);
+- `remote.py`: `RemoteBackend`, a model on an Open Inference Protocol server (HTTP or gRPC, `tritonclient`);
 - `metadata.py`: our metadata read from a model, defaults for a model without it;
 - `report_hint.py`: an optimize report's runtime settings, read only when asked;
 - `validate.py`: a model's inputs and outputs checked against its metadata.
