@@ -78,3 +78,26 @@ def test_latest_frame_mode_drops_stale_frames(detector):
     st = run.stats[0]
     assert st.frames_in == 40 and st.dropped > 0 and st.processed + st.dropped == st.frames_in
     assert got == sorted(got) and len(got) < 40
+
+
+def test_four_streams_no_drop_equal_each_alone(detector):
+    """Four cameras at once (their frames batched into shared detector calls) give, frame for frame, what
+    each camera gives alone."""
+    from helpers.runtime_data import assert_same_detections
+
+    def run(seeds):
+        cams = [MjpegCamera(seed=s, frames=12, fps=60, once=True).start_serving() for s in seeds]
+        try:
+            got = {(r.name, r.frame): r for r in stream(detector, [c.url for c in cams], no_drop=True, **FAST)}
+        finally:
+            for c in cams:
+                c.stop()
+        return {(seeds[[c.url for c in cams].index(n)], f): r for (n, f), r in got.items()}
+
+    together = run([0, 1, 2, 3])
+    alone = {k: v for s in range(4) for k, v in run([s]).items()}
+    assert sorted(together) == sorted(alone) == [(s, f) for s in range(4) for f in range(12)]
+    for key, r in alone.items():
+        assert frame_number(together[key]) == frame_number(r) == key[1]
+        assert len(r.detections) >= 2, key
+        assert_same_detections(together[key].detections, r.detections)
