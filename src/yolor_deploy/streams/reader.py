@@ -19,7 +19,8 @@ log = logging.getLogger("yolor_deploy.streams")
 @dataclass(frozen=True)
 class ReaderSettings:
     """`vid_stride`: keep every k-th frame; `no_drop`: keep all (queue of `queue_size`); `retries`: failed
-    (re)connections in a row before a live stream is given up; `backoff`: first wait, doubled up to `backoff_max`."""
+    (re)connections in a row before a live stream is given up; `backoff`: first wait, doubled up to `backoff_max`;
+    `timeout_s`: how long opening or reading may block."""
 
     vid_stride: int = 1
     no_drop: bool = False
@@ -27,10 +28,18 @@ class ReaderSettings:
     retries: int = 5
     backoff: float = 0.5
     backoff_max: float = 8.0
+    timeout_s: float = 10.0
 
 
-def open_capture(target: str | int):
-    cap = cv2.VideoCapture(target) if isinstance(target, int) else cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+def open_capture(target: str | int, timeout_s: float = 10.0):
+    """An opened `cv2.VideoCapture` (FFmpeg for URLs and files; open and read give up after `timeout_s`, so a
+    vanished server is noticed), or None."""
+    if isinstance(target, int):
+        cap = cv2.VideoCapture(target)
+    else:
+        ms = int(timeout_s * 1000)
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     return cap if cap.isOpened() else None
 
 
@@ -63,7 +72,7 @@ class StreamReader(threading.Thread):
     def _run(self) -> None:
         failures, cap = 0, None
         while not self._halt.is_set():
-            cap = open_capture(self.source.target)
+            cap = open_capture(self.source.target, self.settings.timeout_s)
             if cap is not None and self._read_until_failure(cap):
                 failures = 0  # it delivered frames: the next drop starts a fresh count
             if cap is not None:
