@@ -3,6 +3,7 @@ Lines are complete, every video segment left behind is playable."""
 from __future__ import annotations
 
 import json
+import threading
 
 import cv2
 import pytest
@@ -18,6 +19,16 @@ FAST = {"retries": 4, "backoff": 0.05, "backoff_max": 0.4}
 @pytest.fixture(scope="module")
 def detector():
     return Detector(trained_onnx(256), imgsz=256)
+
+
+def drain(run, limit_s: float = 60.0) -> list:
+    """Every result of `run`; a watchdog stops a run that hangs (then the test fails on what is missing)."""
+    dog = threading.Timer(limit_s, run.stop)
+    dog.start()
+    try:
+        return list(run)
+    finally:
+        dog.cancel()
 
 
 def frame_number(result) -> int:
@@ -88,7 +99,7 @@ def test_four_streams_no_drop_equal_each_alone(detector):
     def run(seeds):
         cams = [MjpegCamera(seed=s, frames=12, fps=60, once=True).start_serving() for s in seeds]
         try:
-            got = {(r.name, r.frame): r for r in stream(detector, [c.url for c in cams], no_drop=True, **FAST)}
+            got = {(r.name, r.frame): r for r in drain(stream(detector, [c.url for c in cams], no_drop=True, **FAST), 15)}
         finally:
             for c in cams:
                 c.stop()
