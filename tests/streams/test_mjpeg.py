@@ -112,3 +112,9 @@ def test_four_streams_no_drop_equal_each_alone(detector):
         assert frame_number(together[key]) == frame_number(r) == key[1]
         assert len(r.detections) >= 2, key
         assert_same_detections(together[key].detections, r.detections)
+
+
+def test_vid_stride_keeps_every_kth_frame(detector):
+    with MjpegCamera(frames=12, fps=60, once=True) as cam:
+        got = [frame_number(r) for r in drain(stream(detector, cam.url, vid_stride=3, no_drop=True, **FAST), 20)]
+    assert got == [0, 3, 6, 9]

@@ -3,6 +3,7 @@ restarted mid-run: the reader reconnects and frames flow again. Skipped, saying 
 GStreamer's rtsp-server for the system python or OpenCV's FFmpeg."""
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from helpers.mjpeg_server import free_port
 from helpers.trained_onnx import trained_onnx
 from yolor_deploy.runtime import Detector
-from yolor_deploy.streams.runner import stream
+from yolor_deploy.streams.runner import StreamOutputs, stream
 
 SERVER = Path(__file__).parents[1] / "helpers" / "rtsp_server.py"
 SYSTEM_PY = "/usr/bin/python3"
@@ -38,18 +39,21 @@ def start_server(port: int) -> subprocess.Popen:
     return p
 
 
-def test_rtsp_reconnects_after_a_server_restart():
+def test_rtsp_reconnects_after_a_server_restart(tmp_path):
     if why := _can_serve():
         pytest.skip(why)
     port = free_port()
     server = start_server(port)
     run = stream(Detector(trained_onnx(256), imgsz=256), f"rtsp://127.0.0.1:{port}/test",
-                 retries=6, backoff=0.2, backoff_max=1.0, timeout_s=2.0)
+                 retries=6, backoff=0.2, backoff_max=1.0, timeout_s=2.0,
+                 outputs=StreamOutputs(tmp_path, segment_s=0.5, fps=20))
+    names = []
     before = after = 0
     t0 = time.monotonic()
     try:
         for r in run:
             assert r.detections.image_shape == (256, 256)
+            names.append(set(r.detections.class_names))
             if server is not None and run.stats[0].reconnects == 0:
                 before += 1
                 if before == 10:
@@ -67,3 +71,14 @@ def test_rtsp_reconnects_after_a_server_restart():
     st = run.stats[0]
     assert before == 10 and after == 10 and st.reconnects >= 1, st.summary()
     assert run.readers[0].error is None
+    assert sum("circle" in n for n in names) >= 0.8 * len(names), names  # videotestsrc's ball is a circle
+    records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(records) == st.processed == before + after
+    segments = sorted((tmp_path / "video").iterdir())
+    assert segments and all(".part" not in p.name for p in segments), segments
+    frames = 0
+    for p in segments:
+        cap = cv2.VideoCapture(str(p))
+        while cap.read()[0]:
+            frames += 1
+    assert frames == len(records)

@@ -24,7 +24,8 @@ def test_sigterm_ends_a_run_cleanly(tmp_path):
     with MjpegCamera(frames=100_000, fps=30) as cam:
         env = dict(os.environ, PYTHONPATH=str(SRC))
         p = subprocess.Popen([sys.executable, "-m", "yolor_deploy.cli.main", "stream", str(model), cam.url,
-                              "--imgsz", "256", "--track", "--segment", "0.3", "--save-dir", str(tmp_path), "-q"],
+                              "--imgsz", "256", "--track", "--segment", "0.3", "--save-dir", str(tmp_path), "-q",
+                              "--save-frames"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         jsonl = tmp_path / "results.jsonl"
         deadline = time.monotonic() + 60
@@ -40,6 +41,8 @@ def test_sigterm_ends_a_run_cleanly(tmp_path):
     assert len(ids) == 1 and -1 not in ids, ids
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats[0]["processed"] == len(records)
+    saved = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert saved == [f"00_http_127_0_0_1_{cam.port}_stream_mjpg_{r['frame']:06d}.jpg" for r in records], saved[:3]
     segments = sorted((tmp_path / "video").iterdir())
     assert segments and all(".part" not in s.name for s in segments), segments
     for s in segments:
