@@ -20,6 +20,7 @@ COMMANDS = {
     "verify": "yolor_deploy.cli.verify",
     "diff": "yolor_deploy.cli.diff",
     "predict": "yolor_deploy.cli.predict",
+    "stream": "yolor_deploy.cli.stream",
     "bench": "yolor_deploy.cli.bench",
     "val": "yolor_deploy.cli.val",
     "quantize": "yolor_deploy.cli.quantize",
