@@ -91,3 +91,39 @@ def test_opencv_pixel_cap_is_set_when_changed_not_at_import(tmp_path, how):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-2:] == (["predict rc 2"] if how == "cli" else ["set_max_pixels True"]) + [
         "opencv refused it"], proc.stdout + proc.stderr[-2000:]
+
+
+_RACE = r"""
+import sys, threading
+import numpy as np
+from yolor_deploy.runtime.inputs.sources import decode_image
+assert "cv2" not in sys.modules
+data = np.fromfile(sys.argv[1], np.uint8).tobytes()
+start, errors, shapes = threading.Barrier(8), [], []
+def first_use():
+    start.wait()
+    try:
+        shapes.append(decode_image(data, "upload").shape)
+    except Exception as e:  # what a server request would have turned into a 500
+        errors.append(f"{type(e).__name__}: {e}")
+threads = [threading.Thread(target=first_use) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(shapes), sorted(set(errors)))
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_the_first_uses_of_opencv_from_many_threads_at_once_all_succeed(tmp_path, attempt):
+    """A server's first concurrent requests all load OpenCV lazily at once: every one must get the complete
+    module (a module is in sys.modules from the start of its import; the second thread got a half-initialised
+    one: AttributeError, a 500 on a concurrent load test)."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), np.zeros((40, 50, 3), np.uint8))
+    proc = subprocess.run([sys.executable, "-c", _RACE, str(path)], env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == "8 []", proc.stdout

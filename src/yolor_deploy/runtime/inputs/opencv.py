@@ -17,18 +17,35 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
 from .image_header import ENV_MAX_PIXELS, max_pixels
 
 OPENCV_MAX_PIXELS = "OPENCV_IO_MAX_IMAGE_PIXELS"
+_LOCK = threading.Lock()
+_LOADED: list[ModuleType] = []
 
 
 def load_opencv() -> ModuleType:
-    """`cv2`, imported with OpenCV's pixel cap set for the moment its library loads (see the docstring)."""
-    if "cv2" in sys.modules:
-        return sys.modules["cv2"]
+    """`cv2`, imported with OpenCV's pixel cap set for the moment its library loads (see the docstring).
+
+    Thread-safe: the first callers wait for one complete import. (`"cv2" in sys.modules` is no test of that:
+    a module is in `sys.modules` from the start of its import, so a second thread would get a half-initialised
+    module, and concurrent server requests did: an AttributeError, a 500.)"""
+    if _LOADED:
+        return _LOADED[0]
+    with _LOCK:
+        if not _LOADED:
+            _LOADED.append(_import_opencv())
+    return _LOADED[0]
+
+
+def _import_opencv() -> ModuleType:
+    if "cv2" in sys.modules:  # imported by the program (perhaps still importing in another thread: the
+        import cv2  # import statement waits for a module being imported elsewhere to complete)
+        return cv2
     before = dict(os.environ)
     os.environ.setdefault(OPENCV_MAX_PIXELS, str(max_pixels()))
     try:
