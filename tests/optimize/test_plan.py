@@ -63,7 +63,7 @@ def test_choice_is_the_fastest_within_budget_and_the_front_is_marked():
     best, why = choose(rs, rs[0], budget=0.5)
     assert best.name == "d" and best.drop == pytest.approx(0.4) and best.speedup == pytest.approx(100 / 55)
     assert [r.name for r in rs if r.pareto] == ["a", "b", "c", "d"]  # the reference is not: c beats it on both
-    assert "faster but over budget: a (drop +1.00), b (drop +5.00)" in why
+    assert "faster but over budget: a (drop +1.00: over the budget itself), b (drop +5.00: over the budget itself)" in why
     for r in rs:
         r.chosen = False
     best0, _ = choose(rs, rs[0], budget=0.0)
@@ -92,3 +92,14 @@ def test_runtime_hint_round_trips_and_is_validated():
                          ("fast", "'runtime' is not an object")]:
         with pytest.raises(MetadataError, match=message.replace("(", r"\(").replace(")", r"\)")):
             ModelMetadata.from_json(json.dumps(dict(d, runtime=bad)))
+
+
+def test_within_budget_only_when_the_interval_fits():
+    """A candidate whose mean drop is within the budget but whose interval is not stays out, and the reason
+    says how many images would decide; a narrower interval at the same mean gets in."""
+    rs = rows((REFERENCE, 100.0, 0.750), ("wide", 40.0, 0.748), ("narrow", 60.0, 0.748))
+    rs[1].drop, rs[1].drop_lo, rs[1].drop_hi, rs[1].images_needed = 0.2, -0.9, 1.4, 289
+    rs[2].drop, rs[2].drop_lo, rs[2].drop_hi = 0.2, 0.0, 0.45
+    best, why = choose(rs, rs[0], budget=0.5)
+    assert best.name == "narrow" and not rs[1].within_budget and rs[2].within_budget
+    assert "wide (drop +0.20, 95% interval -0.90..+1.40: ~289 images could decide)" in why

@@ -10,10 +10,11 @@ Build the candidates that make sense on this machine from one model: ONNX Runtim
 reference) and int8 (QDQ, per-channel), OpenVINO fp32, bf16 (only where the CPU has native bf16)
 and NNCF int8 (also with its float ops in bf16), fp16 where a GPU provider is present. Each is timed
 (interleaved, the same input, p50/p90 of the backend call) and scored: with --val-images and
---val-labels, COCO mAP@0.5 and mAP@0.5:0.95; without labels, mAP against the fp32 model's own
-detections (agreement; much stricter than mAP against labels, so without labels a small budget keeps
-fp32). The fastest candidate whose mAP@0.5:0.95 is at most --max-map-drop points below fp32 is chosen
-(0: fp32 candidates only). A candidate that fails is a row with its reason.
+--val-labels, COCO mAP@0.5:0.95; without labels, agreement with the fp32 model at the operating
+point (AP@0.5 against fp32's own detections at score >= 0.25; fp32 scores exactly 1). Each drop gets a
+95% interval (paired bootstrap over the images); the fastest candidate whose drop is at most
+--max-map-drop points at the interval's upper end is chosen (0: fp32 candidates only). A candidate
+that fails is a row with its reason.
 
 Writes into --out: report.json (every row, the choice and why), report.png (latency vs mAP, the
 Pareto front), and best.onnx or best.xml + best.bin, whose metadata records the backend, precision
@@ -38,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-labels", type=Path, default=None, metavar="DIR",
                    help="YOLO txt labels of --val-images (without: agreement with fp32's detections)")
     p.add_argument("--max-map-drop", type=float, default=0.5, metavar="POINTS",
-                   help="budget: points of mAP@0.5:0.95 below fp32 (default 0.5, i.e. 0.005); "
+                   help="budget: points below fp32 of mAP@0.5:0.95 (labels) or agreement AP@0.5 (no labels), "
+                        "at the upper end of the drop's 95%% interval (default 0.5, i.e. 0.005); "
                         "0: fp32 candidates only")
     p.add_argument("--backends", default=None, metavar="NAMES",
                    help="comma-separated: onnxruntime, openvino (default: both, where installed)")

@@ -120,11 +120,14 @@ def _check_url(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..errors import InputError
     from ..runtime import Detector, resolve_sources
+    from ..runtime.inputs.prefetch import prefetch
     from ..runtime.inputs.sources import iter_frames
     from ..runtime.results.writer import ResultWriter
 
@@ -166,16 +169,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             with progress:
                 task = progress.add_task("predict", total=total)
-                for frames in _batched(iter_frames(sources, warn), det.batch_size):
-                    results = det([f.image for f in frames])
-                    ms = 1000 * (det.last.pre + det.last.infer + det.last.post) / max(len(frames), 1)
-                    for k, (frame, d) in enumerate(zip(frames, results)):
-                        writer.add(frame, d)
-                        counts.update(d.counts())
-                        if not args.quiet:
-                            print(_image_line(frame, n_done + k + 1, total, d, ms))
-                    n_done += len(frames)
-                    progress.advance(task, len(frames))
+                # decoding runs ahead in a thread (one batch waiting): reading overlaps inference
+                ahead = prefetch(iter_frames(sources, warn), depth=max(det.batch_size, 1) * 2)
+                with closing(ahead):  # an error below stops the reading thread at once
+                    for frames in _batched(ahead, det.batch_size):
+                        results = det([f.image for f in frames])
+                        ms = 1000 * (det.last.pre + det.last.infer + det.last.post) / max(len(frames), 1)
+                        for k, (frame, d) in enumerate(zip(frames, results)):
+                            writer.add(frame, d)
+                            counts.update(d.counts())
+                            if not args.quiet:
+                                print(_image_line(frame, n_done + k + 1, total, d, ms))
+                        n_done += len(frames)
+                        progress.advance(task, len(frames))
             writer.close()
         except BaseException:
             writer.abort()

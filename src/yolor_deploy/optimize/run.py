@@ -93,7 +93,7 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
             elif t:
                 r.p50, r.p90 = round(t["p50"], 2), round(t["p90"], 2)
         if o.accuracy:
-            _measure_accuracy(rows, runners, aset, meta.names, progress)
+            _measure_accuracy(rows, runners, aset, meta.names, progress, o.max_map_drop)
         reference = next(r for r in rows if r.name == REFERENCE)
         if not reference.ok:
             raise InputError(f"{src}: the fp32 reference could not be measured ({reference.reason})")
@@ -184,12 +184,15 @@ def _sample_input(backend, calib: Sequence[Path]):
         return Detector(backend).preprocess([read_image(calib[0])])[0].tensor
 
 
-def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, progress) -> None:
-    """mAP of every runnable row; the reference first (in agreement mode its detections are the truth)."""
+def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, progress, budget: float) -> None:
+    """Score every runnable row, the reference first (in agreement mode its detections are the truth), then
+    each row's drop with its paired bootstrap interval over the images (`optimize.uncertainty`)."""
     from ..runtime import Detector
+    from .uncertainty import drop_interval
 
     order = sorted((r for r in rows if r.ok and r.name in runners), key=lambda r: r.name != REFERENCE)
     total, done = len(order) * len(aset.items), 0
+    matches: dict[str, Any] = {}
 
     def step() -> None:
         nonlocal done
@@ -208,12 +211,19 @@ def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, pro
                     raise InputError("the fp32 model detects nothing on the accuracy images (score >= 0.25): "
                                      "give --val-images and --val-labels")
                 aset = with_labels(aset, labels)
-            s = score(aset, dets, shapes, names)
+            s, matches[r.name] = score(aset, dets, shapes, names)
             r.map50, r.map, r.detections = round(s["map50"], 6), round(s["map"], 6), int(s["detections"])
+            r.score = r.map if aset.which == "map" else r.map50
         except Exception as e:  # noqa: BLE001 - a failing candidate is a row; the reference is needed
             if r.name == REFERENCE and isinstance(e, InputError):
                 raise
             r.fail("failed", f"accuracy: {_reason(e)}")
+    ref = matches.get(REFERENCE) if aset.labelled else None
+    for r in rows:
+        if r.name in matches and r.ok and r.name != REFERENCE:
+            iv = drop_interval(ref, matches[r.name], aset.which)
+            r.drop, r.drop_lo, r.drop_hi = round(iv.drop, 4), round(iv.lo, 4), round(iv.hi, 4)
+            r.images_needed = iv.images_needed(budget) if budget > 0 else None
 
 
 def _context(src: Path, machine: Machine, o: OptimizeOptions, threads: int, aset, n_calib: int,
@@ -221,7 +231,8 @@ def _context(src: Path, machine: Machine, o: OptimizeOptions, threads: int, aset
     return {"model": str(src), "machine": machine.cpu, "machine_summary": machine.summary(), "threads": threads,
             "budget_points": o.max_map_drop, "input": list(shape),
             "timing": {"runs": o.runs, "warmup": o.warmup, "interleaved": True, "stat": "ms, backend call only"},
-            "accuracy": {"metric": aset.metric, "images": len(aset.items), "labelled": aset.labelled,
+            "accuracy": {"metric": aset.metric, "score": aset.which, "images": len(aset.items),
+                         "labelled": aset.labelled, "interval": "paired bootstrap over images, 1000 resamples, 95%",
                          **aset.settings},
             "calibration_images": n_calib}
 

@@ -1,0 +1,70 @@
+"""images/s of `predict`'s loop on a folder, reading in line vs decoding ahead in a thread (`prefetch`), one run.
+
+    python scripts/bench_predict_folder.py [--images 60] [--size 1920x1080] [--imgsz 256] [--rounds 3]
+
+The bundled trained model is exported to ONNX at --imgsz; the bundled images are upscaled to --size and written
+as JPEG (decoding a large JPEG costs about what a small model's inference does: the case prefetch is for).
+Both loops run the same Detector, alternating, --rounds times each; the best round of each is printed with
+the ratio, beside the CPU and its flags.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from yolor_deploy.assets import trained_checkpoint, val_images
+from yolor_deploy.export import export_onnx
+from yolor_deploy.runtime import Detector, resolve_sources
+from yolor_deploy.runtime.inputs.opencv import cv2
+from yolor_deploy.runtime.inputs.prefetch import prefetch
+from yolor_deploy.runtime.inputs.sources import iter_frames
+from yolor_deploy.sysinfo import cpu_line
+
+
+def _loop(det: Detector, folder: Path, ahead: bool) -> float:
+    sources = resolve_sources([folder])
+    frames = iter_frames(sources, lambda m: None)
+    t0 = time.perf_counter()
+    n = 0
+    for f in (prefetch(frames, depth=2) if ahead else frames):
+        det(f.image)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=60)
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--imgsz", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    w, h = (int(v) for v in a.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = Path(tmp)
+        model = d / "shapes.onnx"
+        export_onnx(str(trained_checkpoint()), model, imgsz=(a.imgsz, a.imgsz), verify=False)
+        folder = d / "images"
+        folder.mkdir()
+        src = sorted(p for p in val_images().iterdir() if p.suffix.lower() in (".jpg", ".png"))
+        for i in range(a.images):
+            im = cv2.resize(cv2.imread(str(src[i % len(src)])), (w, h))
+            cv2.imwrite(str(folder / f"{i:04d}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        det = Detector(str(model))
+        _loop(det, folder, False)  # warm-up: sessions, page cache
+        inline, ahead = [], []
+        for _ in range(a.rounds):
+            inline.append(_loop(det, folder, False))
+            ahead.append(_loop(det, folder, True))
+    print(cpu_line())
+    print(f"{a.images} JPEGs of {w}x{h}, model at {a.imgsz}, batch 1, best of {a.rounds} alternating rounds")
+    print(f"in line:   {max(inline):6.1f} images/s")
+    print(f"prefetch:  {max(ahead):6.1f} images/s   ({max(ahead) / max(inline):.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
