@@ -7,9 +7,12 @@ __all__ = ["Detector", "Detections", "__version__", "create_model", "export_onnx
 
 def __getattr__(name: str):
     # Lazy: importing the package (e.g. for the runtime) must not import torch.
-    if name in ("Detector", "Detections"):
-        from . import runtime
-        return getattr(runtime, name)
+    if name == "Detector":  # the runtime's, with stream() (api.py)
+        from .api import Detector
+        return Detector
+    if name == "Detections":
+        from .runtime import Detections
+        return Detections
     if name == "export_onnx":
         from .export import export_onnx
         return export_onnx

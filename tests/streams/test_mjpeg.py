@@ -118,3 +118,24 @@ def test_vid_stride_keeps_every_kth_frame(detector):
     with MjpegCamera(frames=12, fps=60, once=True) as cam:
         got = [frame_number(r) for r in drain(stream(detector, cam.url, vid_stride=3, no_drop=True, **FAST), 20)]
     assert got == [0, 3, 6, 9]
+
+
+def test_the_top_level_detector_streams_with_tracks_like_the_function():
+    """`yolor_deploy.Detector(...).stream(source, track=True)` (the issue's API) gives what
+    `streams.runner.stream(runtime Detector, ...)` gives: the same frames, detections and track ids."""
+    import yolor_deploy
+    from helpers.runtime_data import assert_same_detections
+
+    def run(make):
+        with MjpegCamera(seed=1, frames=10, fps=60, once=True) as cam:
+            return drain(make(cam.url), 20)
+
+    top = yolor_deploy.Detector(trained_onnx(256), imgsz=256)
+    assert isinstance(top, Detector)
+    method = run(lambda url: top.stream(url, track=True, no_drop=True, **FAST))
+    function = run(lambda url: stream(Detector(trained_onnx(256), imgsz=256), url, track=True, no_drop=True, **FAST))
+    assert [frame_number(r) for r in method] == [frame_number(r) for r in function] == list(range(10))
+    for a, b in zip(method, function):
+        assert_same_detections(a.detections, b.detections)
+        assert list(a.track_ids) == list(b.track_ids)
+    assert len({t for r in method for t in r.track_ids if t >= 0}) >= 2  # tracks were made

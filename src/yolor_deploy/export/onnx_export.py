@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING
 import onnx
 import torch
 
-from .. import __version__
 from ..contract import NMS_MODES, PAD_VALUE, ModelMetadata, NmsSettings, parse_imgsz, round_to_stride
 from ..errors import ExportError, VerificationError, first_line
 from ..formats.onnx_meta import op_types, set_metadata
@@ -167,7 +167,8 @@ def build_metadata(model: YOLORModel, o: ExportOptions) -> ModelMetadata:
         names=tuple(model.names), stride=tuple(int(s) for s in model.strides), imgsz=tuple(o.imgsz),  # type: ignore[arg-type]
         dynamic=o.dynamic, batch=None if o.dynamic else o.batch, pad_value=PAD_VALUE,
         nms=NmsSettings(o.nms, o.conf_thres, o.iou_thres, o.max_det), half=o.half, branch=model.branch,
-        variant=str(model.variant), source_sha256=model.source_sha256, version=__version__)
+        variant=str(model.variant), source_sha256=model.source_sha256,
+        version=sys.modules[__name__.split(".")[0]].__version__)  # the package, imported first (as serve/app.py)
 
 
 def _references(model: YOLORModel, o: ExportOptions) -> list:
