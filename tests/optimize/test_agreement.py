@@ -104,3 +104,28 @@ def test_paired_bootstrap_of_a_labelled_drop_is_paired():
     _, m_ref = score(aset, cand, [(H, W)] * 16, NAMES)
     _, m_same = score(aset, cand, [(H, W)] * 16, NAMES)
     assert drop_interval(m_ref, m_same, "map") == DropInterval(0.0, 0.0, 0.0, 16)
+
+
+@pytest.mark.slow
+def test_a_random_full_size_model_agrees_with_itself_exactly(tmp_path):
+    """The issue's case: yolor-p6 with seeded random weights (80 classes, many boxes per image) scored against
+    its own detections on the bundled images, as `optimize` without labels does: 1.0 exactly (was 0.028)."""
+    from yolor_deploy import assets
+    from yolor_deploy.export import export_onnx
+    from yolor_deploy.nn.registry import create_model
+    from yolor_deploy.optimize.accuracy import accuracy_set, detect_all
+    from yolor_deploy.runtime import Detector
+
+    path = tmp_path / "p6.onnx"
+    export_onnx(create_model("yolor-p6", seed=0), path, imgsz=(256, 256), simplify=False)
+    aset = accuracy_set([], assets.val_images(), None, None)
+    det = Detector(path, **aset.settings)
+    dets, shapes = detect_all(det, aset.items)
+    aset = with_labels(aset, labels_from_detections(dets))
+    s, m = score(aset, dets, shapes, det.names)
+    per_image = [int((d.scores >= AGREEMENT_CONF).sum()) for d in dets]
+    print(f"yolor-p6 (random) vs itself: AP@0.5 {s['map50']!r} AP {s['map']!r}; {s['objects']} objects, "
+          f"up to {max(per_image)} per image, {s['detections']} detections")
+    assert s["objects"] >= 20 and len({c for d in dets for c in d.classes.tolist()}) >= 3
+    assert s["map50"] == 1.0 and s["map"] == 1.0
+    assert drop_interval(None, m, "map50") == DropInterval(0.0, 0.0, 0.0, len(dets))

@@ -10,11 +10,16 @@ or 0.25, each matches itself, so recall reaches 1 before any false positive. IoU
 it punishes the sub-pixel box jitter of any int8 model (0.86-0.95 on the bundled model, whose int8 candidates
 score as well as fp32 against labels). Every score keeps its per-image matching (`eval.resample`), so the
 drop gets a bootstrap interval (`optimize.uncertainty`).
+
+Boxes under a pixel wide or high (zero after clipping to the image, or sub-pixel slivers: a model with
+saturated outputs, such as a full-size variant with random weights, puts many on the border) are left out of
+agreement on both sides, not labels and not detections: they are nothing a user sees, and their IoU, even
+with themselves, is at the mercy of rounding (COCO results carry 3 decimals; a 0.0002 px box is 0 wide).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ AGREEMENT_SETTINGS = {"conf_thres": 0.001, "iou_thres": 0.45}
 AGREEMENT_CONF = 0.25  # the reference's detections above this are the ground truth (predict's default)
 LABELS_MAX_DETS = 100  # COCO's (and upstream test.py's) cap per image
 AGREEMENT_MAX_DETS = 100_000  # no cap: a model with many objects per image must still agree with itself
+MIN_BOX_PX = 1.0  # agreement's smallest box side (see the module docstring)
 
 
 @dataclass
@@ -79,10 +85,19 @@ def detect_all(detector, items: Sequence[LabeledImage],
     return dets, shapes
 
 
+def with_area(d: Detections) -> Detections:
+    """`d` without its boxes under MIN_BOX_PX wide or high (agreement's rule, see the module docstring)."""
+    keep = (d.xyxy[:, 2] - d.xyxy[:, 0] >= MIN_BOX_PX) & (d.xyxy[:, 3] - d.xyxy[:, 1] >= MIN_BOX_PX)
+    if keep.all():
+        return d
+    return replace(d, xyxy=d.xyxy[keep], scores=d.scores[keep], classes=d.classes[keep])
+
+
 def labels_from_detections(dets: Sequence[Detections], conf: float = AGREEMENT_CONF) -> list[np.ndarray]:
-    """YOLO labels ndarray[N, 5] (cls, cx, cy, w, h normalised) of the detections scoring >= conf."""
+    """YOLO labels ndarray[N, 5] (cls, cx, cy, w, h normalised) of the detections scoring >= conf, at least
+    MIN_BOX_PX wide and high."""
     out = []
-    for d in dets:
+    for d in map(with_area, dets):
         h, w = d.image_shape
         keep = d.scores >= conf
         b = d.xyxy[keep].astype(np.float64)
@@ -101,6 +116,8 @@ def score(aset: AccuracySet, dets: Sequence[Detections], shapes: Sequence[tuple[
           names: Sequence[str]) -> tuple[dict[str, float | int], ImageMatches]:
     """({"map50", "map", "detections", "objects"}, the per-image matching) of `dets` against `aset`'s labels."""
     gt = coco_ground_truth(aset.items, shapes, names)
+    if not aset.labelled:
+        dets = [with_area(d) for d in dets]
     results = coco_results(dets, image_ids([it.path for it in aset.items]), names)
     m = image_matches(gt, results, LABELS_MAX_DETS if aset.labelled else AGREEMENT_MAX_DETS)
     map50, map_ = m.ap()
