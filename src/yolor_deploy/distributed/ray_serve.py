@@ -82,10 +82,17 @@ class DetectorReplica:
 class RayEngine:
     """`serve.engine.Engine` over a deployment handle of `DetectorReplica`s. A request's images go out as one
     call each (they may run in different batches, on different replicas); the answer keeps their order, and
-    its stage times are the slowest image's."""
+    its stage times are the slowest image's.
 
-    def __init__(self, handle: Any, batching: BatchSettings, replicas: int):
+    Admission counts images, as the plain server's batcher does: the replicas run `running` images at once
+    (`replicas` x their `max_ongoing_requests`); a request whose images would leave more than `--max-queue`
+    waiting beyond those is refused (503 + Retry-After) before anything is sent. Ray Serve's own
+    `max_queued_requests` stays as a backstop: its count is per router and approximate (a test saw it admit a
+    request over the limit under load)."""
+
+    def __init__(self, handle: Any, batching: BatchSettings, replicas: int, running: int | None = None):
         self.handle, self.batching, self.replicas = handle, batching, replicas
+        self.running = running if running is not None else replicas * 2 * batching.max_batch
         self._info: dict[str, Any] = {}
         self._failure = ""
         self._in_flight = 0
@@ -126,6 +133,8 @@ class RayEngine:
                                       "note": self._info.get("note", "")}}
 
     async def detect(self, images: list[Any], params: DetectParams) -> DetectOutput:
+        if self._in_flight + len(images) - self.running > self.batching.max_queue:
+            raise QueueFullError(self.batching.max_queue, self.batching.retry_after_s)
         self._in_flight += len(images)
         calls = [asyncio.ensure_future(self._one(im, params)) for im in images]
         try:
@@ -151,8 +160,9 @@ class HttpIngress:
     """The plain server's app (`create_app`) over a `RayEngine`, built in the replica (the app holds locks and a
     Prometheus registry: it is made where it runs, never pickled)."""
 
-    def __init__(self, detector: Any, batching: BatchSettings, settings: ServeSettings, replicas: int):
-        self._engine = RayEngine(detector, batching, replicas)
+    def __init__(self, detector: Any, batching: BatchSettings, settings: ServeSettings, replicas: int,
+                 running: int):
+        self._engine = RayEngine(detector, batching, replicas, running)
         self._settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -163,14 +173,15 @@ def build_application(config: ReplicaConfig, replicas: int, cpus_per_replica: fl
                       settings: ServeSettings) -> Any:
     """The Ray Serve application: `http` (1 replica, no CPU reserved) -> `detector` (`replicas`, each
     reserving `cpus_per_replica`; up to two batches' worth of images each; --max-queue images waiting)."""
+    ongoing = 2 * config.max_batch
     detector = serve.deployment(
         name="detector", num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica},
-        max_ongoing_requests=2 * config.max_batch, max_queued_requests=batching.max_queue,
+        max_ongoing_requests=ongoing, max_queued_requests=batching.max_queue,
         graceful_shutdown_timeout_s=settings.timeout_s + 5)(DetectorReplica)
     ingress = serve.deployment(
         name="http", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=INGRESS_MAX_ONGOING,
         graceful_shutdown_timeout_s=settings.timeout_s + 5)(HttpIngress)
-    return ingress.bind(detector.bind(config), batching, settings, replicas)
+    return ingress.bind(detector.bind(config), batching, settings, replicas, replicas * ongoing)
 
 
 def free_port(host: str) -> int:
