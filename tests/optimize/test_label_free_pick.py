@@ -25,7 +25,7 @@ def test_without_labels_the_pick_is_faster_and_within_budget_against_labels(tmp_
     out = tmp_path / "opt"
     with contextlib.redirect_stdout(io.StringIO()):
         rc = main(["optimize", str(fp32), "--calib", str(val_images()), "--max-map-drop", str(BUDGET),
-                   "--out", str(out), "--runs", "5", "--warmup", "1", "--threads", "2", "--calib-size", "8"])
+                   "--out", str(out), "--runs", "3", "--warmup", "1", "--threads", "2", "--calib-size", "8"])
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
     rows = {r["name"]: r for r in doc["rows"]}
