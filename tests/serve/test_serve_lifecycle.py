@@ -4,10 +4,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+import yolor_deploy
 from helpers.no_torch import run_without_torch
 from helpers.serve_server import Server, metric, metrics, trained_onnx
 from yolor_deploy.assets import sample_image, val_images
@@ -162,3 +164,48 @@ with TestClient(create_app(engine, ServeSettings())) as client:
 """
     result = run_without_torch(body)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+
+
+def unrunnable_model(tmp_path):
+    """The trained model with its output reshaped to [batch, 11, -1]: ONNX Runtime loads it (the batch is
+    symbolic, so nothing can check the shape before a run) and fails at every run (4,032 x 8 is no multiple of 11)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(trained_onnx()))
+    name, inp = m.graph.output[0].name, m.graph.input[0].name
+    for n in m.graph.node:
+        n.output[:] = [o + "_pre" if o == name else o for o in n.output]
+    m.graph.node.extend([helper.make_node("Shape", [inp], ["_s"]), helper.make_node("Slice", ["_s", "_0", "_1"], ["_b"]),
+                         helper.make_node("Concat", ["_b", "_rest"], ["_shape"], axis=0),
+                         helper.make_node("Reshape", [name + "_pre", "_shape"], [name])])
+    m.graph.initializer.extend([helper.make_tensor("_0", TensorProto.INT64, [1], [0]),
+                                helper.make_tensor("_1", TensorProto.INT64, [1], [1]),
+                                helper.make_tensor("_rest", TensorProto.INT64, [2], [11, -1])])
+    path = tmp_path / "unrunnable.onnx"
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_model_that_loads_but_cannot_run_is_one_line_exit_2_before_binding(tmp_path, engine):
+    """Was: the server bound its port and answered /ready 503 forever ("warm-up failed" in the log); a
+    subprocess, so that a server that keeps running fails the test (timeout) instead of hanging it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from helpers.mjpeg_server import free_port
+
+    path, port = unrunnable_model(tmp_path), free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(yolor_deploy.__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "yolor_deploy.cli.main", "serve", str(path), "--port", str(port),
+                           "--engine", engine], capture_output=True, text=True, timeout=90, env=env)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err[-2000:]
+    assert err.startswith(f"error: {path}: the model loads but cannot run (warm-up inference on a blank 256x256 "
+                          f"image failed: ") and "Reshape" in err and "\n" not in err, err
+    with socket.socket() as s:  # nothing was left listening
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -31,7 +31,7 @@ from ..serve.batcher import BatchSettings, QueueFullError
 from ..serve.engine import DetectJob, DetectOutput, batching_note, describe_model, precision, run_jobs, warm_up
 from ..serve.inputs import DetectParams
 from ..serve.metrics import ServeMetrics
-from ..serve.run import ModelOptions, bind_socket, is_loopback, log_stderr, open_detector
+from ..serve.run import ModelOptions, bind_socket, is_loopback, log_stderr, open_detector, warm_up_or_refuse
 from ..serve.settings import ServeSettings
 from .cluster import ray_session, size_pool
 
@@ -206,6 +206,7 @@ def serve_with_ray(model: str | Path, host: str = "127.0.0.1", port: int = 8000,
         raise InputError(f"--replicas {replicas}: must be at least 1")
     model = Path(model).absolute()
     probe = open_detector(model, batching.max_batch, replace(options, threads=1), settings.defaults)
+    warm_up_or_refuse(probe, model)  # a model that loads but cannot run: one line, before Ray starts
     max_batch, note = batching_note(probe, batching.max_batch)
     h, w = probe.imgsz
     what = (f"{model.name} ({probe.backend.name}, {len(probe.names)} classes, {h}x{w}"

@@ -112,8 +112,11 @@ class LocalEngine:
     """A Detector in this process, behind a DynamicBatcher. The Detector's `batch_size` is the batch limit."""
 
     def __init__(self, detector: Detector, batching: BatchSettings, model_name: str = "",
-                 on_model_call: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None):
+                 on_model_call: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
+                 warmed_s: float | None = None):
+        """`warmed_s`: the seconds a warm-up already run (by `serve`, before binding) took; None: warm up here."""
         self.detector, self.model_name = detector, model_name or Path(detector.backend.path).name
+        self._warmed_s = warmed_s
         self.batching = batching
         self._on_model_call, self._log = on_model_call, log or (lambda line: None)
         self._batcher = DynamicBatcher(self._run_jobs, batching)
@@ -129,7 +132,7 @@ class LocalEngine:
         self._warm_task.add_done_callback(self._warmed)
 
     def _warm_up(self) -> float:
-        return warm_up(self.detector)
+        return self._warmed_s if self._warmed_s is not None else warm_up(self.detector)
 
     def _warmed(self, task: Any) -> None:
         from ..errors import first_line

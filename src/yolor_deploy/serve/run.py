@@ -1,7 +1,8 @@
 """`serve(model, ...)`: load the model, bind the socket, run the app in uvicorn until SIGTERM/SIGINT.
 
-The model is opened before the socket is bound, so a bad model file is one error line and exit 2, not a server
-that never becomes ready. On SIGTERM or SIGINT uvicorn stops accepting connections and waits for the requests in
+The model is opened and run once (a warm-up inference on a blank image) before the socket is bound, so a bad
+model file, or one that loads but cannot run, is one error line and exit 2, not a server that never becomes
+ready. On SIGTERM or SIGINT uvicorn stops accepting connections and waits for the requests in
 flight (the batcher stops waiting for batches to fill); then the engine drains and `serve` returns 0.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from ..contract import RuntimeHint
-from ..errors import InputError
+from ..errors import InputError, first_line
 from .batcher import BatchSettings
 from .settings import ServeSettings
 
@@ -79,6 +80,19 @@ def open_detector(model: str | Path, max_batch: int, options: ModelOptions, defa
                         backend=options.backend, hint=options.hint)
 
 
+def warm_up_or_refuse(detector, model: str | Path) -> float:
+    """One inference on a blank image of the model's size (seconds taken); InputError naming the model when it
+    cannot run (a graph that loads but fails at run time, a provider that cannot execute it)."""
+    from .engine import warm_up
+
+    try:
+        return warm_up(detector)
+    except Exception as e:  # noqa: BLE001 - whatever the engine raises, the user gets one line and exit 2
+        h, w = detector.imgsz
+        raise InputError(f"{model}: the model loads but cannot run (warm-up inference on a blank {h}x{w} image "
+                         f"failed: {first_line(e)})") from None
+
+
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching: BatchSettings | None = None,
           settings: ServeSettings | None = None, options: ModelOptions | None = None,
           log: Callable[[str], None] = log_stderr, grpc_port: int | None = None) -> int:
@@ -90,9 +104,11 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching
 
     batching, settings, options = batching or BatchSettings(), settings or ServeSettings(), options or ModelOptions()
     detector = open_detector(model, batching.max_batch, options, settings.defaults)
+    warm_s = warm_up_or_refuse(detector, model)
     _, note = batching_note(detector, batching.max_batch)
     metrics = ServeMetrics()
-    engine = LocalEngine(detector, batching, Path(model).name, on_model_call=metrics.batch_size.observe, log=log)
+    engine = LocalEngine(detector, batching, Path(model).name, on_model_call=metrics.batch_size.observe, log=log,
+                         warmed_s=warm_s)
     app = create_app(engine, settings, metrics)
     if grpc_port is not None:
         from .oip_grpc import attach_grpc

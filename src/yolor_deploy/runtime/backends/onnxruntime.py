@@ -104,7 +104,7 @@ class OrtBackend:
     @staticmethod
     def _session(ort, path: Path, providers: list[str], threads: int | None, spinning: bool):
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: a failing run raises, with the same text, to our caller
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
