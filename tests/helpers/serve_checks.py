@@ -67,7 +67,17 @@ def refusal_cases(max_body_bytes: int, max_pixels: int, max_images: int) -> list
          400, "bad_request", "classes: 7 is out of range"),
         (dict(files=[("image", ("s.jpg", jpg, "image/jpeg"))], params={"confidence": "1"}),
          400, "bad_request", "confidence: unknown query parameter"),
-        (dict(data={"picture": "x"}), 400, "bad_request", "image: Field required"),
+        (dict(files=[("picture", ("s.jpg", jpg, "image/jpeg"))]), 400, "bad_request", "image: Field required"),
+        (dict(data={"picture": "x"}), 415, "unsupported_media_type",
+         "content type application/x-www-form-urlencoded: /v1/detect takes multipart/form-data"),
+        (dict(json={"image": "aGVsbG8="}), 415, "unsupported_media_type",
+         "content type application/json: /v1/detect takes multipart/form-data"),
+        (dict(files=[("image", ("s.jpg", jpg, "image/jpeg"))], data={"conf": "x"}), 400,
+         "bad_request", "conf: 'x' is not a number"),  # a form field is read, not ignored
+        (dict(files=[("image", ("s.jpg", jpg, "image/jpeg"))], data={"confidence": "0.9"}), 400,
+         "bad_request", "confidence: unknown form field"),
+        (dict(files=[("image", ("s.jpg", jpg, "image/jpeg"))], data={"conf": "0.5"}, params={"conf": "0.5"}), 400,
+         "bad_request", "conf: given both in the query and as a form field"),
         (dict(files=[("image", ("v.jpg", images()[0].read_bytes(), "image/jpeg"))] * (max_images + 1)), 413,
          "too_many_images", f"image: {max_images + 1} images in one request (at most {max_images}"),
         (dict(files=[("image", ("big.png", b"\0" * 400_000, "image/png"))]), 413, "body_too_large",
@@ -89,11 +99,12 @@ def check_refusals(url: str, max_body_bytes: int, max_pixels: int, max_images: i
         assert httpx.get(f"{url}/health").status_code == 200
     assert post(url, sample_image()).status_code == 200
     after = metrics(url)
-    for kind in ("bad_image", "too_many_pixels", "bad_request", "too_many_images", "body_too_large"):
+    for kind in ("bad_image", "too_many_pixels", "bad_request", "too_many_images", "body_too_large",
+                 "unsupported_media_type"):
         expected = sum(1 for c in cases if c[2] == kind)
         assert metric(after, "yolor_serve_errors_total", kind=kind) - metric(
             before, "yolor_serve_errors_total", kind=kind) == expected, kind
-    for status in (400, 413):
+    for status in (400, 413, 415):
         expected = sum(1 for c in cases if c[1] == status)
         assert metric(after, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) - metric(
             before, "yolor_serve_requests_total", endpoint="/v1/detect", status=str(status)) == expected

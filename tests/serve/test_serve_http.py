@@ -99,6 +99,24 @@ def test_per_request_settings_in_one_batch_each_equal_their_own_predict(server):
     assert len(counts) >= 4  # the settings really changed the answers
 
 
+def test_parameters_sent_as_form_fields_are_used_like_query_parameters(server):
+    """`conf=0.9` or `classes=0` as multipart form fields were answered with the server's defaults (ignored)."""
+    jpg = sample_image().read_bytes()
+    im = cv2.imread(str(sample_image()))
+    default = post(server.url, sample_image()).json()
+    for fields in ({"conf": "0.9"}, {"classes": "0"}, {"classes": "0,2", "max_det": "2"}):
+        as_form = httpx.post(f"{server.url}/v1/detect", files=[("image", ("s.jpg", jpg, "image/jpeg"))],
+                             data=fields, timeout=60)
+        as_query = post(server.url, sample_image(), fields)
+        assert as_form.status_code == as_query.status_code == 200, as_form.text
+        assert as_form.json()["detections"] == as_query.json()["detections"]
+        assert len(as_form.json()["detections"]) < len(default["detections"]), fields
+        det = Detector(trained_onnx(), conf_thres=float(fields.get("conf", 0.25)),
+                       max_det=int(fields.get("max_det", 300)),
+                       classes=[int(c) for c in fields["classes"].split(",")] if "classes" in fields else None)
+        assert_same(as_form.json(), det(im)[0], im.shape)
+
+
 def test_bad_input_is_refused_and_counted_and_the_server_keeps_answering(server):
     check_refusals(server.url, max_body_bytes=int(MAX_BODY_MB * (1 << 20)), max_pixels=MAX_PIXELS, max_images=4)
 

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import first_line
 from .batcher import QueueFullError
 from .engine import Engine
-from .inputs import MAX_DET_LIMIT, RequestError, decode_images, parse_params
+from .inputs import MAX_DET_LIMIT, PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
 from .metrics import ServeMetrics
-from .middleware import BodyLimitMiddleware, MetricsMiddleware
+from .middleware import BodyLimitMiddleware, ContentTypeMiddleware, MetricsMiddleware
 from .oip_rest import oip_router
 from .outputs import detections_json
 from .settings import ServeSettings
@@ -123,6 +123,10 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         iou: Annotated[str | None, Query(description="NMS IoU threshold 0..1 (default: the server's)")] = None,
         max_det: Annotated[str | None, Query(description=f"detections per image, 1..{MAX_DET_LIMIT}")] = None,
         classes: Annotated[str | None, Query(description="keep only these class indices, e.g. 0,2")] = None,
+        conf_form: Annotated[str | None, Form(alias="conf", description="or as a form field (not both)")] = None,
+        iou_form: Annotated[str | None, Form(alias="iou", description="or as a form field (not both)")] = None,
+        max_det_form: Annotated[str | None, Form(alias="max_det", description="or as a form field")] = None,
+        classes_form: Annotated[str | None, Form(alias="classes", description="or as a form field")] = None,
     ) -> JSONResponse:
         metrics.in_flight.inc()
         try:
@@ -130,11 +134,27 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         finally:
             metrics.in_flight.dec()
 
+    async def _param_items(request: Request) -> list[tuple[str, str]]:
+        """The detection parameters from the query and the form's text fields: each name in one place only;
+        a form field that is neither `image` nor a parameter is refused (never silently ignored)."""
+        query = request.query_params.multi_items()
+        form = [(k, v) for k, v in (await request.form()).multi_items() if k != "image"]  # parsed already
+        for name, value in form:
+            if name not in PARAM_NAMES:
+                raise bad_request(f"{name}: unknown form field (images go in 'image'; parameters: "
+                                  f"{', '.join(PARAM_NAMES)}, in the query or as form fields)")
+            if not isinstance(value, str):
+                raise bad_request(f"{name}: a file where a value was expected")
+        both = sorted({k for k, _ in form} & {k for k, _ in query})
+        if both:
+            raise bad_request(f"{both[0]}: given both in the query and as a form field (give it once)")
+        return query + [(k, str(v)) for k, v in form]
+
     async def _detect(request: Request, uploads: list[UploadFile]) -> JSONResponse:
         t0 = time.perf_counter()
         if not engine.ready():
             raise RequestError(503, "not_ready", f"not ready: {engine.not_ready_reason()}", {"Retry-After": "1"})
-        params = parse_params(request.query_params.multi_items(), int(engine.info()["nc"]), settings.defaults)
+        params = parse_params(await _param_items(request), int(engine.info()["nc"]), settings.defaults)
         if len(uploads) > settings.max_images:
             raise RequestError(413, "too_many_images", f"image: {len(uploads)} images in one request (at most "
                                                        f"{settings.max_images}: the server's --max-images)")
@@ -162,5 +182,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
     app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"])))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        on_reject=lambda: metrics.count_error("body_too_large"))
+    app.add_middleware(ContentTypeMiddleware, routes={"/v1/detect": "multipart/form-data"},  # type: ignore[arg-type]
+                       on_reject=lambda: metrics.count_error("unsupported_media_type"))
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]  # outermost: sees every answer
     return app

@@ -1,4 +1,4 @@
-"""ASGI wrappers around the app: the request-body cap and per-request metrics.
+"""ASGI wrappers around the app: the request-body cap, the content type a route takes, and per-request metrics.
 
 The body cap answers 413 before the body is read when Content-Length declares too much, and stops a streamed
 (chunked) body as soon as it passes the cap; nothing beyond the cap is kept. Before the 413 goes out, the rest of
@@ -98,6 +98,35 @@ class BodyLimitMiddleware:
             await send(msg)
 
         await self.app(scope, capped_receive, draining_send)
+
+
+def _media_type(scope: Scope) -> str:
+    for k, v in scope.get("headers", []):
+        if k == b"content-type":
+            return v.decode("latin-1").split(";", 1)[0].strip().lower()
+    return ""
+
+
+class ContentTypeMiddleware:
+    """415 for a POST to a path in `routes` whose Content-Type is not the one it takes (e.g. `/v1/detect`:
+    multipart/form-data), before the body is parsed (FastAPI would otherwise try it as JSON and answer that the
+    image is missing); the body is read and dropped first, as for the 413. `on_reject()` counts it."""
+
+    def __init__(self, app: ASGIApp, routes: dict[str, str], on_reject: Callable[[], None]):
+        self.app, self.routes, self.on_reject = app, routes, on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        want = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        got = _media_type(scope) if want else ""
+        if want is None or scope.get("method") != "POST" or got == want:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        await _discard(receive, min(declared if declared is not None else DRAIN_BYTES, DRAIN_BYTES))
+        self.on_reject()
+        await _send_json(send, 415, {"error": f"content type {got or '(none)'!s}: {scope['path']} takes {want} "
+                                              f"(send images as the form field 'image')",
+                                     "kind": "unsupported_media_type"})
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
