@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="decoded pixels per image at most, checked from the header before decoding; beyond, 413 "
                         "(default 268435456 = 16384x16384; also $YOLOR_MAX_IMAGE_PIXELS)")
+    p.add_argument("--max-pixels-in-flight", type=int, default=None, metavar="N",
+                   help="decoded pixels of all requests being handled at once, admitted from the images' headers "
+                        "before decoding (3 bytes each): a request over it alone is 413, one that does not fit now "
+                        "503 + Retry-After (default: --max-pixels, at least 67108864)")
     p.add_argument("--conf-thres", type=float, default=0.25, help="default score threshold (a request's conf wins)")
     p.add_argument("--iou-thres", type=float, default=0.45, help="default NMS IoU threshold (a request's iou wins)")
     p.add_argument("--max-det", type=int, default=300, help="default detections per image at most")
@@ -83,6 +87,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         "--max-body-mb": (args.max_body_mb, 0.001 <= args.max_body_mb <= 4096, "0.001..4096"),
         "--max-images": (args.max_images, args.max_images >= 1, "at least 1"),
         "--max-pixels": (args.max_pixels, args.max_pixels is None or args.max_pixels >= 1, "at least 1"),
+        "--max-pixels-in-flight": (args.max_pixels_in_flight,
+                                   args.max_pixels_in_flight is None or args.max_pixels_in_flight >= 1, "at least 1"),
         "--conf-thres": (args.conf_thres, 0 <= args.conf_thres <= 1, "0..1"),
         "--iou-thres": (args.iou_thres, 0 <= args.iou_thres <= 1, "0..1"),
         "--max-det": (args.max_det, 1 <= args.max_det <= MAX_DET_LIMIT, f"1..{MAX_DET_LIMIT}"),
@@ -117,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                              workers=args.workers or 1)
     settings = ServeSettings(max_body_bytes=max(int(args.max_body_mb * MIB), 1024),
                              max_pixels=args.max_pixels or max_pixels(), max_images=args.max_images,
-                             timeout_s=args.timeout_s,
+                             timeout_s=args.timeout_s, max_pixels_in_flight=args.max_pixels_in_flight,
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
                            imgsz=args.imgsz, hint=runtime_hint(args, args.model))

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import first_line
+from .admission import PixelBudget, image_pixels
 from .batcher import QueueFullError
 from .engine import Engine
 from .inputs import MAX_DET_LIMIT, PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
@@ -55,6 +56,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
     metrics = metrics or ServeMetrics()
     metrics.watch_queue(engine.queue_depth)
     state = {"draining": False}
+    budget = PixelBudget(settings.pixel_budget)
+    metrics.watch_pixels(lambda: budget.in_use)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +70,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
 
     app = FastAPI(title="yolor-deploy", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.engine, app.state.settings, app.state.metrics = engine, settings, metrics
+    app.state.pixel_budget = budget
 
     def begin_drain() -> None:
         state["draining"] = True
@@ -108,7 +112,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
     async def model_info() -> dict[str, Any]:
         return {**engine.info(), "server_version": __version__, "defaults": asdict(settings.defaults),
                 "limits": {"max_body_bytes": settings.max_body_bytes, "max_pixels": settings.max_pixels,
-                           "max_images": settings.max_images, "timeout_s": settings.timeout_s}}
+                           "max_images": settings.max_images, "timeout_s": settings.timeout_s,
+                           "max_pixels_in_flight": settings.pixel_budget}}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
@@ -159,6 +164,10 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
             raise RequestError(413, "too_many_images", f"image: {len(uploads)} images in one request (at most "
                                                        f"{settings.max_images}: the server's --max-images)")
         blobs = [await f.read() for f in uploads]
+        with budget.hold(sum(image_pixels(blobs, settings.max_pixels)), "image"):
+            return await _detect_admitted(blobs, params, t0)
+
+    async def _detect_admitted(blobs: list[bytes], params, t0: float) -> JSONResponse:
         images = await run_in_threadpool(decode_images, blobs, settings.max_pixels)
         decode_ms = 1000 * (time.perf_counter() - t0)
         remaining = settings.timeout_s - (time.perf_counter() - t0)
@@ -179,7 +188,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         per_image = [detections_json(d, b, times) for d, b in zip(out.detections, out.batch_sizes)]
         return JSONResponse(per_image[0] if len(per_image) == 1 else {"results": per_image})
 
-    app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"])))
+    app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"]), budget))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        on_reject=lambda: metrics.count_error("body_too_large"))
     app.add_middleware(ContentTypeMiddleware, routes={"/v1/detect": "multipart/form-data"},  # type: ignore[arg-type]

@@ -33,10 +33,16 @@ class ServeMetrics:
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "images waiting for a batch (the unit of --max-queue)",
                                  registry=r)
         self.in_flight = Gauge(f"{PREFIX}_in_flight", "detect requests being handled", registry=r)
+        self.pixels_in_flight = Gauge(f"{PREFIX}_pixels_in_flight", "decoded pixels admitted and not yet answered "
+                                      "(the unit of --max-pixels-in-flight)", registry=r)
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         """Read the queue depth from `depth` at every scrape."""
         self.queue_depth.set_function(lambda: float(depth()))
+
+    def watch_pixels(self, in_use: Callable[[], int]) -> None:
+        """Read the decoded pixels in flight from `in_use` at every scrape."""
+        self.pixels_in_flight.set_function(lambda: float(in_use()))
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         endpoint = endpoint_label(path)

@@ -168,7 +168,8 @@ def attach_grpc(app: Any, engine: Engine, settings: ServeSettings, metrics: Serv
                                               ("grpc.max_send_message_length", 1 << 30)])
             draining = lambda: flag["draining"]  # noqa: E731
             service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-                InferenceServicer(OipModel(engine, settings, metrics), metrics, draining), server)
+                InferenceServicer(OipModel(engine, settings, metrics, getattr(app.state, "pixel_budget", None)),
+                                  metrics, draining), server)
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             bound = server.add_insecure_port(address)
             if not bound:

@@ -20,6 +20,7 @@ import numpy as np
 from ..contract import NMS_OUTPUTS
 from ..errors import first_line
 from ..formats.triton import TensorSpec, letterbox_note, model_config
+from .admission import PixelBudget, image_pixels
 from .batcher import QueueFullError
 from .engine import Engine
 from .inputs import PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
@@ -39,8 +40,11 @@ USAGE = (f"two ways in: '{RAW_INPUT}' FP32 [B,3,H,W] letterboxed as parameters.l
 class OipModel:
     """The protocol's view of `engine`'s model. Errors are `RequestError`s (status, kind, one line)."""
 
-    def __init__(self, engine: Engine, settings: ServeSettings, metrics: ServeMetrics):
+    def __init__(self, engine: Engine, settings: ServeSettings, metrics: ServeMetrics,
+                 budget: PixelBudget | None = None):
+        """`budget`: the app's decoded-pixel admission (`serve.admission`), shared with `/v1`."""
         self.engine, self.settings, self.metrics = engine, settings, metrics
+        self.budget = budget or PixelBudget(settings.pixel_budget)
         info = engine.info()
         self.info = info
         self.name = Path(str(info["model"])).stem
@@ -166,9 +170,10 @@ class OipModel:
         items = [(k, ",".join(map(str, v)) if isinstance(v, list) else str(v))
                  for k, v in parameters.items() if k in PARAM_NAMES]
         params = parse_params(items, int(self.info["nc"]), self.settings.defaults)
-        images = await run_in_threadpool(decode_images, list(t.data.reshape(-1)), self.settings.max_pixels,
-                                         BYTES_INPUT)
-        out = await self._guarded(self.engine.detect(images, params))
+        blobs = [bytes(b) for b in t.data.reshape(-1)]
+        with self.budget.hold(sum(image_pixels(blobs, self.settings.max_pixels, BYTES_INPUT)), BYTES_INPUT):
+            images = await run_in_threadpool(decode_images, blobs, self.settings.max_pixels, BYTES_INPUT)
+            out = await self._guarded(self.engine.detect(images, params))
         self.metrics.images.inc(len(images))
         return detection_tensors(out.detections)
 

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from .admission import PixelBudget
 from .engine import Engine
 from .inputs import RequestError
 from .metrics import ServeMetrics
@@ -31,13 +32,13 @@ def server_metadata() -> dict[str, Any]:
 
 
 def oip_router(engine: Engine, settings: ServeSettings, metrics: ServeMetrics,
-               draining: Callable[[], bool]) -> APIRouter:
+               draining: Callable[[], bool], budget: PixelBudget | None = None) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
     holder: dict[str, OipModel] = {}
 
     def model() -> OipModel:
         if "m" not in holder:
-            holder["m"] = OipModel(engine, settings, metrics)
+            holder["m"] = OipModel(engine, settings, metrics, budget)
         return holder["m"]
 
     def refuse(e: RequestError) -> JSONResponse:

@@ -14,17 +14,27 @@ class ServeSettings:
     """`max_body_bytes`: request body cap (413, checked from Content-Length and while streaming);
     `max_pixels`: decoded pixels per image (413); `max_images`: images per request (413);
     `timeout_s`: per-request limit from arrival to answer (504); `defaults`: NMS settings a request
-    does not give (predict's defaults)."""
+    does not give (predict's defaults); `max_pixels_in_flight`: decoded pixels of all requests being handled
+    (admission before decoding, `serve.admission`: 413 over it alone, 503 when it does not fit now; None:
+    `admission.default_budget(max_pixels)`)."""
 
     max_body_bytes: int = 32 * MIB
     max_pixels: int = field(default_factory=max_pixels)
     max_images: int = 16
     timeout_s: float = 30.0
     defaults: DetectParams = field(default_factory=DetectParams)
+    max_pixels_in_flight: int | None = None
+
+    @property
+    def pixel_budget(self) -> int:
+        from .admission import default_budget
+
+        return self.max_pixels_in_flight or default_budget(self.max_pixels)
 
     def __post_init__(self) -> None:
         checks = {"max_body_bytes": self.max_body_bytes >= 1024, "max_pixels": self.max_pixels >= 1,
-                  "max_images": self.max_images >= 1, "timeout_s": 0 < self.timeout_s <= 3600}
+                  "max_images": self.max_images >= 1, "timeout_s": 0 < self.timeout_s <= 3600,
+                  "max_pixels_in_flight": self.max_pixels_in_flight is None or self.max_pixels_in_flight >= 1}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"{bad[0]} {getattr(self, bad[0])} is out of range")
