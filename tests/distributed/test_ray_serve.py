@@ -77,7 +77,8 @@ def test_model_info_and_start_line(server):
     assert info["batching"] == {"engine": "ray", "replicas": 2, "max_batch": 8, "max_wait_ms": 30.0,
                                 "max_queue": 64, "note": "batching up to 8 images per model call"}
     assert info["limits"] == {"max_body_bytes": MAX_BODY_BYTES, "max_pixels": MAX_PIXELS, "max_images": MAX_IMAGES,
-                              "timeout_s": 30.0}
+                              "timeout_s": 30.0, "max_pixels_in_flight": max(MAX_PIXELS, 64 << 20),
+                              "max_header_bytes": 65536, "header_timeout_s": 10.0, "body_timeout_s": 60.0}
     assert len(info["source_sha256"]) == 64
     started = [line for line in server.lines if line.startswith("serving ")]
     assert len(started) == 1 and "Ray Serve: 2 replica(s), 1 thread(s) each" in started[0], server.stderr

@@ -63,6 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="decoded pixels of all requests being handled at once, admitted from the images' headers "
                         "before decoding (3 bytes each): a request over it alone is 413, one that does not fit now "
                         "503 + Retry-After (default: --max-pixels, at least 67108864)")
+    p.add_argument("--max-header-kb", type=float, default=64.0,
+                   help="request line + headers at most, in KiB; beyond, 431 (414 for the request line) (default 64)")
+    p.add_argument("--header-timeout-s", type=float, default=10.0,
+                   help="a request's line and headers must arrive within this; beyond, 408 and closed (default 10)")
+    p.add_argument("--body-timeout-s", type=float, default=60.0,
+                   help="a request's body must arrive within this of its first byte; beyond, 408 (default 60)")
     p.add_argument("--conf-thres", type=float, default=0.25, help="default score threshold (a request's conf wins)")
     p.add_argument("--iou-thres", type=float, default=0.45, help="default NMS IoU threshold (a request's iou wins)")
     p.add_argument("--max-det", type=int, default=300, help="default detections per image at most")
@@ -89,6 +95,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         "--max-pixels": (args.max_pixels, args.max_pixels is None or args.max_pixels >= 1, "at least 1"),
         "--max-pixels-in-flight": (args.max_pixels_in_flight,
                                    args.max_pixels_in_flight is None or args.max_pixels_in_flight >= 1, "at least 1"),
+        "--max-header-kb": (args.max_header_kb, 1 <= args.max_header_kb <= 16384, "1..16384"),
+        "--header-timeout-s": (args.header_timeout_s, 0 < args.header_timeout_s <= 3600, "above 0, at most 3600"),
+        "--body-timeout-s": (args.body_timeout_s, 0 < args.body_timeout_s <= 3600, "above 0, at most 3600"),
         "--conf-thres": (args.conf_thres, 0 <= args.conf_thres <= 1, "0..1"),
         "--iou-thres": (args.iou_thres, 0 <= args.iou_thres <= 1, "0..1"),
         "--max-det": (args.max_det, 1 <= args.max_det <= MAX_DET_LIMIT, f"1..{MAX_DET_LIMIT}"),
@@ -124,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(max_body_bytes=max(int(args.max_body_mb * MIB), 1024),
                              max_pixels=args.max_pixels or max_pixels(), max_images=args.max_images,
                              timeout_s=args.timeout_s, max_pixels_in_flight=args.max_pixels_in_flight,
+                             header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
+                             max_header_bytes=int(args.max_header_kb * 1024),
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
                            imgsz=args.imgsz, hint=runtime_hint(args, args.model))

@@ -26,12 +26,12 @@ from .batcher import QueueFullError
 from .engine import Engine
 from .inputs import MAX_DET_LIMIT, PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
 from .metrics import ServeMetrics
-from .middleware import BodyLimitMiddleware, ContentTypeMiddleware, MetricsMiddleware
+from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, ContentTypeMiddleware, MetricsMiddleware
 from .oip_rest import oip_router
 from .outputs import detections_json
 from .settings import ServeSettings
 
-HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 408: "body_timeout", 413: "body_too_large"}
 # The package is imported before any of its modules; reading its __version__ from sys.modules keeps the
 # import graph honest (an `import yolor_deploy` would name the export side behind the package's lazy __getattr__).
 __version__: str = sys.modules[__name__.split(".")[0]].__version__
@@ -113,7 +113,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         return {**engine.info(), "server_version": __version__, "defaults": asdict(settings.defaults),
                 "limits": {"max_body_bytes": settings.max_body_bytes, "max_pixels": settings.max_pixels,
                            "max_images": settings.max_images, "timeout_s": settings.timeout_s,
-                           "max_pixels_in_flight": settings.pixel_budget}}
+                           "max_pixels_in_flight": settings.pixel_budget, "max_header_bytes": settings.max_header_bytes,
+                           "header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s}}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
@@ -189,6 +190,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         return JSONResponse(per_image[0] if len(per_image) == 1 else {"results": per_image})
 
     app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"]), budget))
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)  # type: ignore[arg-type]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        on_reject=lambda: metrics.count_error("body_too_large"))
     app.add_middleware(ContentTypeMiddleware, routes={"/v1/detect": "multipart/form-data"},  # type: ignore[arg-type]

@@ -100,6 +100,45 @@ class BodyLimitMiddleware:
         await self.app(scope, capped_receive, draining_send)
 
 
+class BodyTimedOut(HTTPException):
+    """Raised from `receive` when the body has not all arrived by its deadline."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"request body not received within {timeout_s:g} s (the server's --body-timeout-s)",
+                         headers={"Connection": "close"})  # the rest of the body is not waited for
+
+
+class BodyTimeoutMiddleware:
+    """408 when a request body has not all arrived `timeout_s` after the app first asks for it (a client that
+    declares a body and then trickles or stalls holds a connection, a request slot and its buffers). The
+    exception is answered (and counted) by the app's HTTPException handler."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float):
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = {"deadline": None, "done": False}
+
+        async def timed_receive() -> Message:
+            if state["done"]:  # after the body: waiting for a disconnect is not bounded here
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if state["deadline"] is None:
+                state["deadline"] = loop.time() + self.timeout_s
+            try:
+                msg = await asyncio.wait_for(receive(), max(state["deadline"] - loop.time(), 0.0))
+            except asyncio.TimeoutError:
+                raise BodyTimedOut(self.timeout_s) from None
+            if msg["type"] != "http.request" or not msg.get("more_body", False):
+                state["done"] = True
+            return msg
+
+        await self.app(scope, timed_receive, send)
+
+
 def _media_type(scope: Scope) -> str:
     for k, v in scope.get("headers", []):
         if k == b"content-type":

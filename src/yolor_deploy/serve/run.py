@@ -122,8 +122,12 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching
     log(f"serving {Path(model).name} ({detector.backend.name}, {len(detector.names)} classes, {h}x{w}"
         f"{' dynamic' if detector.auto else ''}, {precision(detector)}) at {_url(sock)}  (docs: /docs); "
         f"{note}{wait}; {batching.workers} worker(s), queue {batching.max_queue}")
+    from .protocol import guarded_protocol
+
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=int(settings.timeout_s) + 5)
+                            timeout_graceful_shutdown=int(settings.timeout_s) + 5,
+                            http=guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
+                            h11_max_incomplete_event_size=settings.max_header_bytes)
     server = _GracefulServer(config, app, log)
     restore = _quiet_signal_reraise()
     try:

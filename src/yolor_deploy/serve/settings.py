@@ -24,6 +24,9 @@ class ServeSettings:
     timeout_s: float = 30.0
     defaults: DetectParams = field(default_factory=DetectParams)
     max_pixels_in_flight: int | None = None
+    header_timeout_s: float = 10.0  # a request head must arrive within (408; `serve.protocol`)
+    body_timeout_s: float = 60.0  # a request body must arrive within, from its first byte (408)
+    max_header_bytes: int = 64 * 1024  # request line + headers (414 / 431)
 
     @property
     def pixel_budget(self) -> int:
@@ -34,7 +37,10 @@ class ServeSettings:
     def __post_init__(self) -> None:
         checks = {"max_body_bytes": self.max_body_bytes >= 1024, "max_pixels": self.max_pixels >= 1,
                   "max_images": self.max_images >= 1, "timeout_s": 0 < self.timeout_s <= 3600,
-                  "max_pixels_in_flight": self.max_pixels_in_flight is None or self.max_pixels_in_flight >= 1}
+                  "max_pixels_in_flight": self.max_pixels_in_flight is None or self.max_pixels_in_flight >= 1,
+                  "header_timeout_s": 0 < self.header_timeout_s <= 3600,
+                  "body_timeout_s": 0 < self.body_timeout_s <= 3600,
+                  "max_header_bytes": 1024 <= self.max_header_bytes <= 16 << 20}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"{bad[0]} {getattr(self, bad[0])} is out of range")
