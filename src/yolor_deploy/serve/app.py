@@ -4,7 +4,8 @@ Every refusal is JSON `{"error": "<field or upload>: <problem>", "kind": "<metri
 (400 bad input, 413 too large, 503 not ready / queue full with Retry-After, 504 timeout, 500 inference failed);
 none of them stops the server. `create_app(engine, settings)` is the seam another engine (Ray Serve) reuses.
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the route signatures use a per-app pattern (a closure variable),
+# which FastAPI resolves only from evaluated annotations
 
 import asyncio
 import sys
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +29,7 @@ from .inputs import MAX_DET_LIMIT, PARAM_NAMES, RequestError, bad_request, decod
 from .metrics import ServeMetrics
 from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, ContentTypeMiddleware, MetricsMiddleware
 from .oip_rest import oip_router
+from .openapi_docs import DETECT_ERRORS, IMAGE_TYPES, MAX_DET, UNIT, classes_pattern, errors
 from .outputs import detections_json
 from .settings import ServeSettings
 
@@ -88,7 +90,22 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
-        return refuse("bad_request", 400, _validation_message(e))
+        return refuse("bad_request", 400, _param_message(e) or _validation_message(e))
+
+    def _param_message(e: RequestValidationError) -> str | None:
+        """A detection parameter the schema's pattern refused: the parser's own words for it (the same line
+        as `predict` and /v2 give), or, for a value only the pattern refuses, what the schema expects."""
+        first: dict[str, Any] = next(iter(e.errors()), {})
+        loc = [str(p) for p in first.get("loc", ())]
+        name = loc[-1] if loc else ""
+        if name not in PARAM_NAMES or not isinstance(first.get("input"), str):
+            return None
+        try:
+            parse_params([(name, first["input"])], int(engine.info().get("nc") or 1 << 30), settings.defaults)
+        except RequestError as refused:
+            return refused.message
+        pattern = first.get("ctx", {}).get("pattern")
+        return f"{name}: {first['input']!r} is not in the documented form (pattern {pattern})"
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -99,7 +116,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="model loaded and warmed up (503 while warming up or shutting down)")
+    @app.get("/ready", summary="model loaded and warmed up (503 while warming up or shutting down)",
+             responses=errors(503))
     async def ready() -> JSONResponse:
         if state["draining"]:
             return JSONResponse({"ready": False, "reason": "shutting down"}, status_code=503)
@@ -116,23 +134,36 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
                            "max_pixels_in_flight": settings.pixel_budget, "max_header_bytes": settings.max_header_bytes,
                            "header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s}}
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    @app.post("/v1/detect", summary="detect objects in one or more images")
+    AS_FORM = "or as a form field (replaces the query's)"  # noqa: N806
+    nc = engine.info().get("nc")  # known here for a local engine; a Ray engine learns it from its replicas later
+    classes_re = classes_pattern(int(nc)) if nc else r"^[0-9]+(,[0-9]+)*$"
+
+    @app.post("/v1/detect", summary="detect objects in one or more images", responses=errors(*DETECT_ERRORS))
     async def detect(
         request: Request,
-        image: Annotated[list[UploadFile], File(description="an image file; repeat the field for several")],
-        conf: Annotated[str | None, Query(description="score threshold 0..1 (default: the server's)")] = None,
-        iou: Annotated[str | None, Query(description="NMS IoU threshold 0..1 (default: the server's)")] = None,
-        max_det: Annotated[str | None, Query(description=f"detections per image, 1..{MAX_DET_LIMIT}")] = None,
-        classes: Annotated[str | None, Query(description="keep only these class indices, e.g. 0,2")] = None,
-        conf_form: Annotated[str | None, Form(alias="conf", description="or as a form field (not both)")] = None,
-        iou_form: Annotated[str | None, Form(alias="iou", description="or as a form field (not both)")] = None,
-        max_det_form: Annotated[str | None, Form(alias="max_det", description="or as a form field")] = None,
-        classes_form: Annotated[str | None, Form(alias="classes", description="or as a form field")] = None,
+        image: Annotated[list[UploadFile], File(description="an image file; repeat the field for several",
+                                                min_length=1)],
+        conf: Annotated[str | None, Query(description="score threshold 0..1 (default: the server's)",
+                                          pattern=UNIT)] = None,
+        iou: Annotated[str | None, Query(description="NMS IoU threshold 0..1 (default: the server's)",
+                                         pattern=UNIT)] = None,
+        max_det: Annotated[str | None, Query(description=f"detections per image, 1..{MAX_DET_LIMIT}",
+                                             pattern=MAX_DET)] = None,
+        classes: Annotated[str | None, Query(description="keep only these class indices, e.g. 0,2",
+                                             pattern=classes_re)] = None,
+        conf_form: Annotated[str | None, Form(alias="conf", description=AS_FORM,
+                                              pattern=UNIT)] = None,
+        iou_form: Annotated[str | None, Form(alias="iou", description=AS_FORM,
+                                             pattern=UNIT)] = None,
+        max_det_form: Annotated[str | None, Form(alias="max_det", description=AS_FORM,
+                                                 pattern=MAX_DET)] = None,
+        classes_form: Annotated[str | None, Form(alias="classes", description=AS_FORM,
+                                                 pattern=classes_re)] = None,
     ) -> JSONResponse:
         metrics.in_flight.inc()
         try:
@@ -141,9 +172,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
             metrics.in_flight.dec()
 
     async def _param_items(request: Request) -> list[tuple[str, str]]:
-        """The detection parameters from the query and the form's text fields: each name in one place only;
-        a form field that is neither `image` nor a parameter is refused (never silently ignored)."""
-        query = request.query_params.multi_items()
+        """The detection parameters from the query and the form's text fields; a name given as a form field
+        replaces the same name in the query (documented in the schema); a form field that is neither `image`
+        nor a parameter is refused (never silently ignored)."""
         form = [(k, v) for k, v in (await request.form()).multi_items() if k != "image"]  # parsed already
         for name, value in form:
             if name not in PARAM_NAMES:
@@ -151,10 +182,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
                                   f"{', '.join(PARAM_NAMES)}, in the query or as form fields)")
             if not isinstance(value, str):
                 raise bad_request(f"{name}: a file where a value was expected")
-        both = sorted({k for k, _ in form} & {k for k, _ in query})
-        if both:
-            raise bad_request(f"{both[0]}: given both in the query and as a form field (give it once)")
-        return query + [(k, str(v)) for k, v in form]
+        in_form = {k for k, _ in form}
+        return [(k, v) for k, v in request.query_params.multi_items() if k not in in_form] + \
+            [(k, str(v)) for k, v in form]
 
     async def _detect(request: Request, uploads: list[UploadFile]) -> JSONResponse:
         t0 = time.perf_counter()
@@ -189,6 +219,22 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         per_image = [detections_json(d, b, times) for d, b in zip(out.detections, out.batch_sizes)]
         return JSONResponse(per_image[0] if len(per_image) == 1 else {"results": per_image})
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, plus what its annotations cannot say: an upload is a non-empty image file."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            body = doc.get("components", {}).get("schemas", {}).get("Body_detect_v1_detect_post", {})
+            body.get("properties", {}).get("image", {}).get("items", {})["minLength"] = 1
+            form = doc["paths"]["/v1/detect"]["post"]["requestBody"]["content"]["multipart/form-data"]
+            form["encoding"] = {"image": {"contentType": IMAGE_TYPES, "headers": {"Content-Disposition": {
+                "description": "a file part: it needs a filename (a part without one is a text field)",
+                "schema": {"type": "string", "example": 'form-data; name="image"; filename="photo.jpg"'}}}}}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(oip_router(engine, settings, metrics, lambda: bool(state["draining"]), budget))
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)  # type: ignore[arg-type]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from .inputs import RequestError
 from .metrics import ServeMetrics
 from .oip_model import OipModel
 from .oip_tensors import HEADER, parse_rest_request, rest_response
+from .openapi_docs import INFER_ERRORS, errors, no_body
 from .settings import ServeSettings
 
 EXTENSIONS = ["binary_tensor_data", "model_configuration"]
@@ -49,11 +50,12 @@ def oip_router(engine: Engine, settings: ServeSettings, metrics: ServeMetrics,
     async def meta() -> dict[str, Any]:
         return server_metadata()
 
-    @router.get("/health/live", summary="alive")
+    @router.get("/health/live", summary="alive", response_class=Response, responses=no_body("alive"))
     async def live() -> Response:
         return Response(status_code=200)
 
-    @router.get("/health/ready", summary="ready (503 while warming up or shutting down)")
+    @router.get("/health/ready", summary="ready (503 while warming up or shutting down)", response_class=Response,
+                responses={**no_body("ready"), 503: {"description": "not ready (no body)"}})
     async def ready() -> Response:
         return Response(status_code=200 if engine.ready() and not draining() else 503)
 
@@ -84,11 +86,18 @@ def oip_router(engine: Engine, settings: ServeSettings, metrics: ServeMetrics,
             metrics.in_flight.dec()
 
     for prefix in ("/models/{name}", "/models/{name}/versions/{version}"):
-        router.add_api_route(prefix, _bind(describe, "metadata"), methods=["GET"], summary="model metadata")
-        router.add_api_route(prefix + "/ready", _bind(describe, "ready"), methods=["GET"], summary="model ready")
+        router.add_api_route(prefix, _bind(describe, "metadata"), methods=["GET"], summary="model metadata",
+                             responses=errors(404))
+        router.add_api_route(prefix + "/ready", _bind(describe, "ready"), methods=["GET"], summary="model ready",
+                             response_class=Response, responses={**no_body("ready"), **errors(404),
+                                                                 503: {"description": "not ready (no body)"}})
         router.add_api_route(prefix + "/config", _bind(describe, "config"), methods=["GET"],
-                             summary="model configuration (Triton ModelConfig)")
-        router.add_api_route(prefix + "/infer", _infer_route(infer), methods=["POST"], summary="inference")
+                             summary="model configuration (Triton ModelConfig)", responses=errors(404))
+        router.add_api_route(prefix + "/infer", _infer_route(infer), methods=["POST"], summary="inference",
+                             responses={200: {"description": "the inference response (JSON, or JSON + binary "
+                                                             "tensors with the binary tensor data extension)",
+                                              "content": {"application/json": {}, "application/octet-stream": {}}},
+                                        **errors(*INFER_ERRORS)})
     return router
 
 
