@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.helpers.trained_onnx import trained_onnx
+
 from yolor_deploy.errors import InputError
 from yolor_deploy.runtime.detector import Detector
 
