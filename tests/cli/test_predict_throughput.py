@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from tests.helpers.trained_onnx import trained_onnx
+
 from yolor_deploy.cli.main import main
 
 IMAGES = sorted(Path("/work/shared/fixtures/trained/images").glob("*.jpg"))[:10]
