@@ -1,6 +1,7 @@
 """images/s of `predict`'s loop on a folder, reading in line vs decoding ahead in a thread (`prefetch`), one run.
 
     python scripts/bench_predict_folder.py [--images 60] [--size 1920x1080] [--imgsz 256] [--rounds 3]
+    python scripts/bench_predict_folder.py --modes --images 200 --size 640x480 --imgsz 640  (latency vs throughput)
 
 The bundled trained model is exported to ONNX at --imgsz; the bundled images are upscaled to --size and written
 as JPEG (decoding a large JPEG costs about what a small model's inference does: the case prefetch is for).
@@ -14,6 +15,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 from yolor_deploy.assets import trained_checkpoint, val_images
 from yolor_deploy.export import export_onnx
@@ -35,12 +38,42 @@ def _loop(det: Detector, folder: Path, ahead: bool) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def _mode_loop(det: Detector, folder: Path, out: list) -> float:
+    """images/s of predict's loop in `det`'s mode (prefetch on); detections appended to `out`."""
+    frames = prefetch(iter_frames(resolve_sources([folder]), lambda m: None), depth=2 * det.streams)
+    t0 = time.perf_counter()
+    out[:] = list(det.predict_many(f.image for f in frames))
+    return len(out) / (time.perf_counter() - t0)
+
+
+def _same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(len(x.xyxy) == len(y.xyxy) and (x.classes == y.classes).all()
+                                    and np.allclose(x.xyxy, y.xyxy, rtol=1e-4, atol=1e-3) for x, y in zip(a, b))
+
+
+def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, imgsz: int) -> None:
+    lat, thr = Detector(str(model), mode="latency"), Detector(str(model), mode="throughput")
+    a: list = []
+    b: list = []
+    _mode_loop(lat, folder, a), _mode_loop(thr, folder, b)  # warm-up
+    ls, ts = [], []
+    for _ in range(rounds):
+        ls.append(_mode_loop(lat, folder, a))
+        ts.append(_mode_loop(thr, folder, b))
+    print(cpu_line())
+    print(f"{n} JPEGs of {size}, model at {imgsz}, best of {rounds} alternating rounds, prefetch on")
+    print(f"latency mode:    {max(ls):6.1f} images/s")
+    print(f"throughput mode: {max(ts):6.1f} images/s   ({max(ts) / max(ls):.2f}x, {thr.streams} streams)  "
+          f"same detections: {_same(a, b)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=60)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--imgsz", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--modes", action="store_true", help="latency vs throughput mode instead of prefetch")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -54,6 +87,9 @@ def main() -> None:
         for i in range(a.images):
             im = cv2.resize(cv2.imread(str(src[i % len(src)])), (w, h))
             cv2.imwrite(str(folder / f"{i:04d}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if a.modes:
+            compare_modes(model, folder, a.rounds, a.images, a.size, a.imgsz)
+            return
         det = Detector(str(model))
         _loop(det, folder, False)  # warm-up: sessions, page cache
         inline, ahead = [], []

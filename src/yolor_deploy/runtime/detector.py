@@ -11,7 +11,7 @@ import importlib.util
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from .inputs.sources import read_image, to_bgr8
 from .post.boxes import scale_boxes
 from .post.nms import non_max_suppression
 from .results.detections import Detections
+from .throughput import check_mode, default_streams, ordered_map, threads_per_stream
 
 ImageLike = np.ndarray | str | Path
 TORCH_SUFFIXES = (".pt", ".pth")
@@ -166,7 +167,12 @@ class Detector:
                  agnostic: bool = False, multi_label: bool | None = None,
                  imgsz: int | Sequence[int] | None = None, batch_size: int | None = None,
                  threads: int | None = None, cfg=None, backend: str | None = "auto",
-                 hint: RuntimeHint | None = None, *, model: str | Path | Backend | None = None):
+                 hint: RuntimeHint | None = None, *, model: str | Path | Backend | None = None,
+                 mode: str = "latency", streams: int | None = None):
+        self.mode = check_mode(mode)
+        self.streams = 1 if mode == "latency" else int(streams or default_streams())
+        if mode == "throughput" and threads is None and isinstance(source or model, (str, Path)):
+            threads = threads_per_stream(self.streams)
         self.backend = _remote_or_local(source, model, providers, threads, cfg, backend, hint)
         self.metadata = self.backend.metadata
         check_model_io(self.backend)
@@ -308,6 +314,14 @@ class Detector:
             self.last = times
             self.timings.add(times)
         return results  # type: ignore[return-value]
+
+    def predict_many(self, images: Iterable[ImageLike]) -> Iterator[Detections]:
+        """One Detections per image, in input order; throughput mode keeps `streams` images in flight."""
+        if self.streams <= 1:
+            for im in images:
+                yield self(im)[0]
+            return
+        yield from ordered_map(lambda im: self(im)[0], images, self.streams)
 
 
 def _remote_or_local(source, name, providers, threads, cfg, backend, hint) -> Backend:
