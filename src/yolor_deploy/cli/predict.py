@@ -202,7 +202,7 @@ def _detect_all(det, frames: Iterable) -> Iterator[tuple[list, list, float]]:
         return batch, results, 1000 * (time.perf_counter() - t0) / max(len(batch), 1)
 
     if det.streams > 1:
-        from ..runtime.throughput import ordered_map
+        from ..runtime.backends.throughput import ordered_map
 
         yield from ordered_map(one, _batched(frames, det.batch_size), det.streams)
     else:

@@ -22,13 +22,13 @@ from ..errors import InputError, internal_error
 from ..fs import check_regular
 from .backends.onnxruntime import OrtBackend
 from .backends.protocol import Backend
+from .backends.throughput import check_mode, default_streams, ordered_map, threads_per_stream
 from .backends.validate import check_model_io, check_nms_outputs, check_raw_output
 from .inputs.letterbox import letterbox
 from .inputs.sources import read_image, to_bgr8
 from .post.boxes import scale_boxes
 from .post.nms import non_max_suppression
 from .results.detections import Detections
-from .throughput import check_mode, default_streams, ordered_map, threads_per_stream
 
 ImageLike = np.ndarray | str | Path
 TORCH_SUFFIXES = (".pt", ".pth")

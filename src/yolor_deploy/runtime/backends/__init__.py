@@ -7,7 +7,8 @@
 - `remote.py`: `RemoteBackend`, a model on an Open Inference Protocol server (HTTP or gRPC, `tritonclient`);
 - `metadata.py`: our metadata read from a model, defaults for a model without it;
 - `report_hint.py`: an optimize report's runtime settings, read only when asked;
-- `validate.py`: a model's inputs and outputs checked against its metadata.
+- `validate.py`: a model's inputs and outputs checked against its metadata;
+- `throughput.py`: how a backend is driven in throughput mode (several images in flight, input order kept).
 
 Holds no code itself: import from the modules.
 """

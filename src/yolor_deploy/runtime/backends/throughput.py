@@ -1,4 +1,4 @@
-"""Throughput run mode: several images in flight at once, results in input order.
+"""Throughput run mode (how the backends are driven): several images in flight at once, results in input order.
 
 Latency mode runs one image at a time with every core on it; throughput mode runs `streams` images
 concurrently, each call with cores // streams intra-op threads (ONNX Runtime's `run()` is thread-safe on
@@ -17,7 +17,7 @@ MODES = ("latency", "throughput")
 
 
 def check_mode(mode: str) -> str:
-    from ..errors import InputError
+    from ...errors import InputError
 
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
