@@ -21,10 +21,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import first_line
 from .admission import PixelBudget, image_pixels
-from .batcher import QueueFullError
-from .engine import Engine
+from .engine import Engine, answer_within
 from .inputs import MAX_DET_LIMIT, PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
 from .metrics import ServeMetrics
 from .middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, ContentTypeMiddleware, MetricsMiddleware
@@ -202,17 +200,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None,
         images = await run_in_threadpool(decode_images, blobs, settings.max_pixels)
         decode_ms = 1000 * (time.perf_counter() - t0)
         remaining = settings.timeout_s - (time.perf_counter() - t0)
-        try:
-            out = await asyncio.wait_for(engine.detect(images, params), max(remaining, 1e-3))
-        except asyncio.TimeoutError:
-            raise RequestError(504, "timeout", f"no answer within {settings.timeout_s:g} s (the server's "
-                                               f"--timeout-s)") from None
-        except QueueFullError as e:
-            raise RequestError(503, "queue_full", str(e), {"Retry-After": str(e.retry_after_s)}) from None
-        except RequestError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failed model call answers 500; the server goes on
-            raise RequestError(500, "internal", f"inference failed: {first_line(e)}") from None
+        out = await answer_within(engine.detect(images, params), max(remaining, 1e-3),
+                                  f"no answer within {settings.timeout_s:g} s (the server's --timeout-s)")
         metrics.images.inc(len(images))
         total_ms = 1000 * (time.perf_counter() - t0)
         times = {"decode": decode_ms, **out.time_ms, "total": total_ms}

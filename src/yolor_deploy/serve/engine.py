@@ -9,6 +9,7 @@ without changing each other's results.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Callable, Sequence
@@ -18,10 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import first_line
 from ..runtime.detector import Batch, Detector
 from ..runtime.results.detections import Detections
-from .batcher import BatchSettings, DynamicBatcher
-from .inputs import DetectParams
+from .batcher import BatchSettings, DynamicBatcher, QueueFullError
+from .inputs import DetectParams, RequestError
 from .oip_raw import RawJob, run_raw
 
 
@@ -87,6 +89,21 @@ def batching_note(detector: Detector, requested: int) -> tuple[int, str]:
 def precision(detector: Detector) -> str:
     m = detector.metadata
     return "int8" if m.quantized else "fp16" if m.half else "fp32"
+
+
+async def answer_within(call: Any, timeout_s: float, timeout_message: str) -> Any:
+    """Await an engine call (`/v1` and `/v2` alike): past `timeout_s` 504 (`timeout_message`), a full queue 503
+    with Retry-After, a RequestError as it is, anything else a 500 naming the failure; the server goes on."""
+    try:
+        return await asyncio.wait_for(call, timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(504, "timeout", timeout_message) from None
+    except QueueFullError as e:
+        raise RequestError(503, "queue_full", str(e), {"Retry-After": str(e.retry_after_s)}) from None
+    except RequestError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed model call answers 500; the server goes on
+        raise RequestError(500, "internal", f"inference failed: {first_line(e)}") from None
 
 
 def warm_up(detector: Detector) -> float:

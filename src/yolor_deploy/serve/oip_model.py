@@ -11,18 +11,15 @@ inference by either of the two ways in:
 """
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..contract import NMS_OUTPUTS
-from ..errors import first_line
 from ..formats.triton import TensorSpec, letterbox_note, model_config
 from .admission import PixelBudget, image_pixels
-from .batcher import QueueFullError
-from .engine import Engine
+from .engine import Engine, answer_within
 from .inputs import PARAM_NAMES, RequestError, bad_request, decode_images, parse_params
 from .metrics import ServeMetrics
 from .oip_tensors import InferRequest, Tensor
@@ -125,16 +122,8 @@ class OipModel:
         return outputs
 
     async def _guarded(self, coro: Any) -> Any:
-        try:
-            return await asyncio.wait_for(coro, self.settings.timeout_s)
-        except asyncio.TimeoutError:
-            raise RequestError(504, "timeout", f"no answer within {self.settings.timeout_s:g} s") from None
-        except QueueFullError as e:
-            raise RequestError(503, "queue_full", str(e), {"Retry-After": str(e.retry_after_s)}) from None
-        except RequestError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failed model call answers 500; the server goes on
-            raise RequestError(500, "internal", f"inference failed: {first_line(e)}") from None
+        t = self.settings.timeout_s
+        return await answer_within(coro, t, f"no answer within {t:g} s")
 
     async def _infer_raw(self, t: Tensor) -> list[tuple[str, np.ndarray]]:
         inputs, outputs = self._raw_io()
