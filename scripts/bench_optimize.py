@@ -6,7 +6,10 @@ Speed: `optimize_model` on the p6 export (batch 1, --threads threads, --runs rou
 candidates on the same input; calibrated on the bundled sample and --calib-size val images). Accuracy:
 `optimize_model` on the shapes export with labels. The pick is the fastest candidate (by p6 speed)
 whose mAP@0.5:0.95 on the shapes model is at most --max-map-drop points below fp32.
-The p6 export is cached in --cache (a few minutes on 2 cores the first time).
+The p6 export is cached in --cache (a few minutes on 2 cores the first time). Also, in the same run: each
+candidate's images/s in latency mode (one call at a time) and throughput mode (--streams calls in flight), and
+its achieved GOPS as a share of this CPU's measured convolution peak in the candidate's precision
+(`optimize.peak`, measured before and after the models), beside the CPU flags.
 
 usage:
   python scripts/bench_optimize.py                       # yolor-p6 @640, 10 runs, 2 threads
@@ -31,6 +34,9 @@ def parse_args(argv):
     p.add_argument("--max-map-drop", type=float, default=0.5, help="budget in points of mAP@0.5:0.95 (0.5)")
     p.add_argument("--cache", type=Path, default=Path("/tmp/opt-cache"), help="where the exports are cached")
     p.add_argument("--candidates", nargs="+", default=None, help="only these candidates")
+    p.add_argument("--streams", type=int, default=None, help="throughput mode's calls in flight (default: one per "
+                   "core, at least 2)")
+    p.add_argument("--no-modes", action="store_true", help="skip the images/s columns (latency/throughput mode)")
     return p.parse_args(argv)
 
 
@@ -54,33 +60,69 @@ def cached_export(args) -> tuple[Path, Path]:
 def main(argv=None) -> int:
     from yolor_deploy.assets import sample_image, val_images, val_labels
     from yolor_deploy.optimize import OptimizeOptions, optimize_model
+    from yolor_deploy.optimize.peak import measure_peaks
     from yolor_deploy.sysinfo import cpu_line
 
     args = parse_args(argv)
     big, small = cached_export(args)
     vals = sorted(str(p) for p in val_images().iterdir())
     common = dict(threads=args.threads, candidates=args.candidates, max_map_drop=args.max_map_drop)
+    peaks = measure_peaks(args.threads)  # the CPU's own best case, before and after the models
     with tempfile.TemporaryDirectory(prefix="bench-opt.") as tmp:
         speed = optimize_model(big, Path(tmp) / "speed", OptimizeOptions(
             calib=[str(sample_image()), *vals[:args.calib_size]], runs=args.runs, warmup=2, accuracy=False,
-            **common))
+            throughput=not args.no_modes, streams=args.streams, **common))
         acc = optimize_model(small, Path(tmp) / "acc", OptimizeOptions(
             calib=[val_images()], val_images=val_images(), val_labels=val_labels(), runs=3, warmup=1, **common))
+    after = measure_peaks(args.threads)
+    peaks = {k: max((peaks[k], after[k]), key=lambda p: p.gops or 0.0) for k in peaks}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {cpu_line()}; load average {load:.1f}")
+    print(f"CPU flags: {cpu_flags()}")
+    print("measured peak (OpenVINO 3x3 conv, 128 ch, 80x80, batch 1, "
+          f"{args.threads} threads, best of ~1 s before and after): " + "; ".join(
+              f"{k} {p.gops:.0f} GOPS ({p.kernel} kernel)" if p.gops else f"{k} n/a ({p.why})"
+              for k, p in peaks.items()))
     print(f"speed: {args.variant} @{args.imgsz}, batch 1, {args.threads} threads, {args.runs} rounds interleaved "
           f"(backend call only); accuracy: trained shapes model @256, {acc['accuracy']['images']} labelled images")
-    print_table(speed, acc, args.max_map_drop, args.variant)
+    print_table(speed, acc, args.max_map_drop, args.variant, model_gops(args), peaks)
     return 0
 
 
-def print_table(speed: dict, acc: dict, budget: float, variant: str) -> None:
+def model_gops(args) -> float:
+    """GOPs of one forward of the timed variant at --imgsz (2 per conv multiply-accumulate)."""
+    from yolor_deploy.nn.profile import count_gflops
+    from yolor_deploy.nn.registry import create_model
+
+    return count_gflops(create_model(args.variant, seed=0), (args.imgsz, args.imgsz))
+
+
+def cpu_flags() -> str:
+    """The flags that decide the kernels: AVX2/FMA, AVX-512 (and VNNI/BF16/FP16), AMX."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split()
+    except (OSError, StopIteration):
+        return "unknown"
+    keep = [f for f in flags if f in ("avx2", "fma", "avx_vnni", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                      "avx512f", "amx_bf16", "amx_int8", "amx_tile")]
+    return " ".join(keep) or "none of avx2/avx512/amx"
+
+
+def compute_precision(row: dict) -> str:
+    """The precision a candidate's convolutions run in: int8 rows in int8, else its inference precision."""
+    return "int8" if row["precision"].startswith("int8") else row["precision"]
+
+
+def print_table(speed: dict, acc: dict, budget: float, variant: str, gops: float, peaks: dict) -> None:
     s_rows = {r["name"]: r for r in speed["rows"]}
     a_rows = {r["name"]: r for r in acc["rows"]}
-    head = (f"| candidate | precision | {variant} p50 ms | p90 ms | speed vs ORT fp32 | shapes mAP@0.5 | "
-            f"mAP@0.5:0.95 | drop (points) | status |")
+    streams = next((r["streams"] for r in speed["rows"] if r.get("streams")), None)
+    head = (f"| candidate | precision | {variant} p50 ms | p90 ms | speed vs ORT fp32 | img/s latency | "
+            f"img/s throughput ({streams} streams) | GOPS (% of peak) | shapes mAP@0.5 | mAP@0.5:0.95 | "
+            f"drop (points) | status |")
+    print(f"{variant}: {gops:.1f} GOPs per image")
     print(head)
-    print("|---" * 9 + "|")
+    print("|---" * 12 + "|")
     pick = None
     for name, s in s_rows.items():
         a = a_rows.get(name, {})
@@ -90,8 +132,13 @@ def print_table(speed: dict, acc: dict, budget: float, variant: str) -> None:
             pick = name
         status = "ok" if ok else f"{s['status'] if s['status'] != 'ok' else a.get('status')}: " \
                                  f"{s['reason'] or a.get('reason', '')}"
+        peak = peaks.get(compute_precision(s))
+        achieved = gops / (s["p50"] / 1000) if s["p50"] else None
+        share = f" ({100 * achieved / peak.gops:.0f}%)" if achieved and peak and peak.gops else ""
         print(f"| {name} | {s['precision']} | {_f(s['p50'], '.1f')} | {_f(s['p90'], '.1f')} | "
-              f"{_f(s['speedup'], '.2f')}x | {_f(a.get('map50'), '.4f')} | {_f(a.get('map'), '.4f')} | "
+              f"{_f(s['speedup'], '.2f')}x | {_f(s.get('latency_ips'), '.2f')} | "
+              f"{_f(s.get('throughput_ips'), '.2f')} | "
+              f"{_f(achieved, '.0f')}{share} | {_f(a.get('map50'), '.4f')} | {_f(a.get('map'), '.4f')} | "
               f"{_f(a.get('drop'), '+.2f')} | {status if ok and fits else ('over budget' if ok else status)} |")
     if pick:
         print(f"pick (fastest on {variant} within {budget:g} point(s) on the shapes model): {pick}, "

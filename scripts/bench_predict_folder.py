@@ -2,6 +2,7 @@
 
     python scripts/bench_predict_folder.py [--images 60] [--size 1920x1080] [--imgsz 256] [--rounds 3]
     python scripts/bench_predict_folder.py --modes --images 200 --size 640x480 --imgsz 640  (latency vs throughput)
+    python scripts/bench_predict_folder.py --modes --backend openvino ...  (the same in OpenVINO)
 
 The bundled trained model is exported to ONNX at --imgsz; the bundled images are upscaled to --size and written
 as JPEG (decoding a large JPEG costs about what a small model's inference does: the case prefetch is for).
@@ -51,8 +52,9 @@ def _same(a: list, b: list) -> bool:
                                     and np.allclose(x.xyxy, y.xyxy, rtol=1e-4, atol=1e-3) for x, y in zip(a, b))
 
 
-def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, imgsz: int) -> None:
-    lat, thr = Detector(str(model), mode="latency"), Detector(str(model), mode="throughput")
+def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, imgsz: int, backend: str) -> None:
+    lat = Detector(str(model), mode="latency", backend=backend)
+    thr = Detector(str(model), mode="throughput", backend=backend)
     a: list = []
     b: list = []
     _mode_loop(lat, folder, a), _mode_loop(thr, folder, b)  # warm-up
@@ -62,6 +64,7 @@ def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, img
         ts.append(_mode_loop(thr, folder, b))
     print(cpu_line())
     print(f"{n} JPEGs of {size}, model at {imgsz}, best of {rounds} alternating rounds, prefetch on")
+    print(f"{thr.backend.name}")
     print(f"latency mode:    {max(ls):6.1f} images/s")
     print(f"throughput mode: {max(ts):6.1f} images/s   ({max(ts) / max(ls):.2f}x, {thr.streams} streams)  "
           f"same detections: {_same(a, b)}")
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", action="store_true", help="latency vs throughput mode instead of prefetch")
+    ap.add_argument("--backend", default="onnxruntime", help="with --modes: onnxruntime (default) or openvino")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -88,7 +92,7 @@ def main() -> None:
             im = cv2.resize(cv2.imread(str(src[i % len(src)])), (w, h))
             cv2.imwrite(str(folder / f"{i:04d}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if a.modes:
-            compare_modes(model, folder, a.rounds, a.images, a.size, a.imgsz)
+            compare_modes(model, folder, a.rounds, a.images, a.size, a.imgsz, a.backend)
             return
         det = Detector(str(model))
         _loop(det, folder, False)  # warm-up: sessions, page cache

@@ -17,6 +17,7 @@ usage:
   python scripts/load_test.py --url http://127.0.0.1:8000 --requests 200   # a server that is already running
   python scripts/load_test.py --engine ray --requests 400                 # Ray Serve: 1 vs 2 replicas
   python scripts/load_test.py --protocol v2-grpc                          # /v1/detect vs OIP gRPC, one server
+  python scripts/load_test.py --modes                                     # latency vs throughput mode
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-limit-s", type=float, default=600.0, help="stop sending after this long (default 600)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: batching vs no batching (default); ray: Ray Serve with 1 vs 2 replicas")
+    p.add_argument("--modes", action="store_true",
+                   help="latency mode without and with batching vs throughput mode (--mode throughput: one model "
+                        "call per core at once, --max-batch 1), three servers interleaved")
     p.add_argument("--protocol", choices=("v1", "v2-http", "v2-grpc"), default="v1",
                    help="v1: batching vs no batching over /v1/detect (default); v2-http / v2-grpc: /v1/detect vs the "
                         "Open Inference Protocol on one batching server")
@@ -279,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.protocol != "v1":
             settings = {"v1 /v1/detect (multipart image)": [*batching, "--grpc-port", "0"],
                         f"{args.protocol} infer (image_bytes tensor)": []}  # the same server as v1
+        elif args.modes:
+            settings = {"latency, no batching (--max-batch 1)": ["--max-batch", "1"],
+                        f"latency, batching (--max-batch {args.max_batch})": batching,
+                        "throughput (--mode throughput --max-batch 1)": ["--max-batch", "1", "--mode", "throughput"]}
         elif args.engine == "ray":
             settings = {f"ray serve --replicas {n} (--max-batch {args.max_batch})":
                         [*batching, "--engine", "ray", "--replicas", str(n)] for n in (2, 1)}
@@ -306,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             codes = [s.stop() for s in {id(s): s for s in servers.values()}.values()]
         one, many = model_batch_ratio(model, image, args.max_batch, args.threads) \
-            if args.max_batch > 1 and args.engine == "local" and args.protocol == "v1" else (1, 1)
+            if args.max_batch > 1 and args.engine == "local" and args.protocol == "v1" and not args.modes else (1, 1)
     print(f"load test: {args.requests} requests per setting at concurrency {args.concurrency}, {args.rounds} "
           f"interleaved rounds; image {image.name}; model {model.name}; servers exit {codes}")
     print(f"cpu: {cpu_line()} (client and servers on the same machine; model threads: "
@@ -317,12 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     rps = [len(t.latencies) / t.seconds if t.seconds else float("nan") for t in tallies.values()]
     if args.protocol != "v1":
         print(f"ratio {args.protocol} / v1 (throughput, one server): {rps[1] / rps[0]:.2f}x")
+    elif args.modes:
+        print(f"ratio throughput mode / latency mode (throughput): {rps[2] / rps[0]:.2f}x without batching, "
+              f"{rps[2] / rps[1]:.2f}x against batching")
     elif args.engine == "ray":
         print(f"ratio 2 replicas / 1 replica (throughput): {rps[0] / rps[1]:.2f}x; "
               f"2 replicas / plain server: {rps[0] / rps[2]:.2f}x")
     else:
         print(f"ratio batching / no batching (throughput): {rps[0] / rps[1]:.2f}x")
-    if args.protocol == "v1" and args.engine == "local":
+    if args.protocol == "v1" and args.engine == "local" and not args.modes:
         print(f"the model alone (Detector, no HTTP), ms per image: batch 1 {one:.1f}, batch {args.max_batch} "
               f"{many:.1f} ({one / many:.2f}x)")
     return 0 if not any(t.errors for t in tallies.values()) and codes == [0] * len(codes) else 1

@@ -66,9 +66,9 @@ def files(folder: Path) -> dict[str, bytes]:
             if p.is_file() and SHARDS_DIR not in p.relative_to(folder).parts}
 
 
-def run_ray(images, save_dir: Path, **kw):
+def run_ray(images, save_dir: Path, detector=None, **kw):
     kw = {"save_txt": True, "save_conf": True, "save_json": True, "shard_size": 3, "num_workers": 2, **kw}
-    return predict_with_ray(trained_onnx(), [images], save_dir, DETECTOR, progress=False, **kw)
+    return predict_with_ray(trained_onnx(), [images], save_dir, detector or DETECTOR, progress=False, **kw)
 
 
 def test_cli_ray_engine_writes_the_local_engines_files(cluster, images, local_run, tmp_path, capsys):
@@ -124,3 +124,26 @@ def test_file_uri_source_reads_through_pyarrow(cluster, images, local_run, tmp_p
     result = run_ray(f"file://{images}", out, num_workers=1, shard_size=13)
     assert result.frames == 12 and result.sources == 13  # images only: a video is read from a local path
     assert files(out) == {k: v for k, v in files(local_run).items() if "clip" not in k}
+
+
+def test_throughput_mode_workers_keep_calls_in_flight_and_write_the_same_files(cluster, images, local_run, tmp_path):
+    """`--mode throughput` on Ray: each worker's Detector keeps 2 calls in flight (its one CPU shared, 1 thread
+    each: the local run's kernels, so the same bytes)."""
+    summaries: list[dict] = []
+    result = run_ray(images, tmp_path / "ray", detector={"threads": 1, "mode": "throughput"},
+                     on_shard_done=summaries.append)
+    assert result.shards_run == 5 and {s["streams"] for s in summaries} == {2}
+    assert files(tmp_path / "ray") == files(local_run)
+
+
+def test_worker_options_share_the_workers_cpus_among_the_streams():
+    from yolor_deploy.distributed.cluster import PoolSize
+    from yolor_deploy.distributed.ray_predict import worker_detector_options
+
+    assert worker_detector_options({"conf_thres": 0.3}, PoolSize(2, 4.0, 4)) == {"conf_thres": 0.3, "threads": 4}
+    assert worker_detector_options({"mode": "throughput"}, PoolSize(2, 4.0, 4)) == \
+        {"mode": "throughput", "streams": 4, "threads": 1}
+    assert worker_detector_options({"mode": "throughput", "streams": 2}, PoolSize(1, 8.0, 8)) == \
+        {"mode": "throughput", "streams": 2, "threads": 4}
+    assert worker_detector_options({"mode": "throughput"}, PoolSize(4, 0.5, 1)) == \
+        {"mode": "throughput", "streams": 2, "threads": 1}

@@ -135,6 +135,8 @@ def test_sigterm_stops_serve_and_ray_exit_0_nothing_left(server):
     (["--ray-address", "auto"], "error: --ray-address: only with --engine ray"),
     (["--engine", "ray", "--workers", "2"], "error: --workers: only with --engine local"),
     (["--engine", "ray", "--replicas", "0"], "error: --replicas 0: out of range (expected 1..1024)"),
+    (["--engine", "ray", "--mode", "throughput"], "error: --mode throughput: only with --engine local (with "
+     "--engine ray, scale with --replicas: each replica runs on CPUs // replicas threads)"),
 ])
 def test_engine_flags_are_checked_before_ray_starts(args, message, capsys):
     assert main(["serve", str(trained_onnx()), *args]) == 2

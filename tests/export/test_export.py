@@ -146,15 +146,20 @@ def test_nms_trt_graph(tmp_path):
 
 
 def test_half_detections_agree_with_fp32(tmp_path):
+    """An fp16 export, verified at export on one image, then by `verify_onnx` (what `yolor-deploy verify` runs) on
+    three more: the detections agree with the untouched fp32 model's on each."""
+    from yolor_deploy.verify.exported import verify_onnx
+
     images = sorted((FIXTURES / "trained" / "images").glob("*.jpg"))[:4]
     model = load_fixture("trained/shapes-ssss-w025")
-    rates = []
-    for img in images:
-        res = export_onnx(model, tmp_path / "h.onnx", imgsz=(320, 320), half=True, verify_image=str(img))
-        case = res.report.cases[0]
-        assert case.detections.n_ref > 0
-        rates.append(case.detections.rate)
+    res = export_onnx(model, tmp_path / "h.onnx", imgsz=(320, 320), half=True, verify_image=str(images[0]))
     m = onnx.load(tmp_path / "h.onnx")
+    reports = [res.report] + [verify_onnx(model, m, str(img), (320, 320))[0] for img in images[1:]]
+    rates = []
+    for rep in reports:
+        case = rep.cases[0]
+        assert rep.passed and case.name.startswith("image") and case.detections.n_ref > 0, rep.failures()
+        rates.append(case.detections.rate)
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)

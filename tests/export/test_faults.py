@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -32,17 +33,27 @@ def _fail(err: int):
     return raise_
 
 
+def _full_disk(monkeypatch, err: int = errno.ENOSPC) -> None:
+    """Every file write gets half its bytes onto the disk, then fails with `err` (as a full disk does)."""
+    real = Path.write_bytes
+
+    def half_then_fail(self, data):
+        real(self, bytes(data)[: len(data) // 2])
+        raise OSError(err, os.strerror(err))
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
+
+
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS])
 def test_model_write_failure_is_one_line_and_leaves_nothing(model, tmp_path, monkeypatch, err):
     out = tmp_path / "m.onnx"
-    monkeypatch.setattr(onnx, "save", _fail(err))
+    _full_disk(monkeypatch, err)
     with pytest.raises(ExportError, match=f"m.onnx: cannot write \\({os.strerror(err)}\\)"):
         export_onnx(model, out, imgsz=(256, 256), verify=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_disk_full_exit_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(onnx, "save", _fail(errno.ENOSPC))
+    _full_disk(monkeypatch)
     assert main(["export", str(CKPT), "--imgsz", "256", "--no-verify", "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "No space left on device" in err[0]

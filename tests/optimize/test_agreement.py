@@ -117,7 +117,7 @@ def test_a_random_full_size_model_agrees_with_itself_exactly(tmp_path):
     from yolor_deploy.runtime import Detector
 
     path = tmp_path / "p6.onnx"
-    export_onnx(create_model("yolor-p6", seed=0), path, imgsz=(256, 256), simplify=False, verify=False)
+    export_onnx(create_model("yolor-p6", seed=0), path, imgsz=(192, 192), simplify=False, verify=False)
     aset = accuracy_set([], assets.val_images(), None, None)
     det = Detector(path, **aset.settings)
     dets, shapes = detect_all(det, aset.items)

@@ -62,7 +62,7 @@ def unlabelled(exports, tmp_path_factory):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["optimize", str(exports["opset12"]), "--calib", str(val_images()), "--max-map-drop", "0",
-                   "--out", str(out), *FAST])
+                   "--out", str(out), "--throughput", "--streams", "2", *FAST])
     return {"rc": rc, "out": out, "text": buf.getvalue(), "doc": json.loads((out / "report.json").read_text())}
 
 
@@ -143,6 +143,20 @@ def test_unlabelled_run_measures_agreement_and_reports_failures(unlabelled):
     ok = [r for r in doc["rows"] if r["status"] == "ok"]
     assert len(ok) >= 3 and all(0.5 < r["map"] <= 1.0 for r in ok)
     assert any(r["map"] < 1.0 for r in ok if r["precision"].startswith("int8"))  # int8 does move boxes
+
+
+def test_throughput_columns_measure_both_run_modes(unlabelled):
+    """--throughput: every candidate that ran has images/s in latency mode and with 2 calls in flight, in the
+    report and the table (speed itself is never asserted: scripts/bench_optimize.py prints it)."""
+    doc, text = unlabelled["doc"], unlabelled["text"]
+    ok = [r for r in doc["rows"] if r["status"] == "ok"]
+    assert doc["timing"]["modes"] and "img/s throughput" in text and "img/s latency" in text
+    for r in ok:
+        assert r["streams"] == 2 and not r["throughput_error"], r
+        assert r["latency_ips"] > 0 and r["throughput_ips"] > 0, r
+        # the same backend calls as p50 measures, one at a time: images/s ~ 1000 / p50 (a wide band: shared cores)
+        assert 0.2 < r["latency_ips"] * r["p50"] / 1000 < 5, r
+    assert all(r["latency_ips"] is None for r in doc["rows"] if r["status"] != "ok")
 
 
 def test_budget_zero_picks_an_fp32_exact_candidate(unlabelled):

@@ -27,7 +27,7 @@ def load_script():
 
 def test_schemathesis_finds_no_server_error_and_no_conformance_failure(capsys):
     pytest.importorskip("schemathesis")
-    rc = load_script().main(["--model", str(trained_onnx()), "--max-time", "25", "--max-examples", "15",
+    rc = load_script().main(["--model", str(trained_onnx()), "--max-time", "6", "--max-examples", "8",
                              "--checks", CHECKS])
     out = capsys.readouterr().out
     line = out.strip().splitlines()[-1]

@@ -27,6 +27,7 @@ examples:
   yolor-deploy optimize model.onnx --calib data/images --val-images data/images --val-labels data/labels
   yolor-deploy optimize yolor_p6.pt --imgsz 640 --calib imgs/ --max-map-drop 1 --out runs/opt
   yolor-deploy optimize model.onnx --calib imgs/ --backends onnxruntime --threads 4
+  yolor-deploy optimize model.onnx --calib imgs/ --throughput     (images/s in both run modes too)
 """
 
 
@@ -50,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of every candidate (default: all)")
     p.add_argument("--runs", type=int, default=10, help="interleaved timing rounds (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    p.add_argument("--throughput", action="store_true",
+                   help="also measure each candidate's images/s in latency mode (one call at a time) and throughput "
+                        "mode (--streams calls in flight, as `predict --mode throughput` and `serve --mode "
+                        "throughput` run it); two more columns")
+    p.add_argument("--streams", type=int, default=None, metavar="N",
+                   help="calls in flight in throughput mode (default: one per core, at least 2)")
     p.add_argument("--imgsz", type=int, nargs="+", default=None, metavar="N",
                    help="export size for a checkpoint (N or H W, default 640)")
     p.add_argument("--cfg", default=None, help="config for main-branch checkpoints (variant or .cfg)")
@@ -63,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     opts = OptimizeOptions(calib=args.calib, calib_size=args.calib_size, val_images=args.val_images,
                            val_labels=args.val_labels, max_map_drop=args.max_map_drop, backends=args.backends,
-                           candidates=args.candidates, threads=args.threads, runs=args.runs, warmup=args.warmup)
+                           candidates=args.candidates, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                           throughput=args.throughput, streams=args.streams)
     check_options(opts)
     if not args.model.is_file():
         raise InputError(f"{args.model}: no such model file")

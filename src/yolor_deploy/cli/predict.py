@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ._common import add_backend_arguments, add_inference_size_argument, runtime_hint, warnings_to_stderr
@@ -82,17 +80,6 @@ def default_save_dir(root: Path = Path("runs/predict")) -> Path:
     while (root / (f"exp{k}" if k > 1 else "exp")).exists():
         k += 1
     return root / (f"exp{k}" if k > 1 else "exp")
-
-
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _count_work(sources) -> int:
@@ -176,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 # decoding runs ahead in a thread (one batch waiting): reading overlaps inference
                 ahead = prefetch(iter_frames(sources, warn), depth=max(det.batch_size, 1) * 2)
                 with closing(ahead):  # an error below stops the reading thread at once
-                    for frames, results, ms in _detect_all(det, ahead):
+                    for frames, results, ms in det.detect_batches(ahead, lambda f: f.image):
                         for k, (frame, d) in enumerate(zip(frames, results)):
                             writer.add(frame, d)
                             counts.update(d.counts())
@@ -192,21 +179,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"no readable image or video frame among {len(sources)} input(s)")
         _print_summary(det, n_done, skipped, counts, writer)
     return 0
-
-
-def _detect_all(det, frames: Iterable) -> Iterator[tuple[list, list, float]]:
-    """(frames, detections, ms per image) per backend call; throughput mode keeps several frames in flight."""
-    def one(batch: list) -> tuple[list, list, float]:
-        t0 = time.perf_counter()
-        results = det([f.image for f in batch])
-        return batch, results, 1000 * (time.perf_counter() - t0) / max(len(batch), 1)
-
-    if det.streams > 1:
-        from ..runtime.backends.throughput import ordered_map
-
-        yield from ordered_map(one, _batched(frames, det.batch_size), det.streams)
-    else:
-        yield from map(one, _batched(frames, det.batch_size))
 
 
 def _image_line(frame, i: int, total: int, d, ms: float) -> str:
@@ -250,7 +222,7 @@ def _run_ray(args: argparse.Namespace) -> int:
     detector = dict(providers=args.providers, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
                     max_det=args.max_det, classes=args.classes, agnostic=args.agnostic_nms, imgsz=args.imgsz,
                     batch_size=args.batch, threads=args.threads, cfg=args.cfg, backend=args.backend,
-                    hint=runtime_hint(args, args.model))
+                    hint=runtime_hint(args, args.model), mode=args.mode)
     shard_size = DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size
     with warnings_to_stderr():
         result = predict_with_ray(args.model, args.source, args.save_dir or default_save_dir(), detector,

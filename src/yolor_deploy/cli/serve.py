@@ -45,7 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "hold memory); a request that would pass it is a 503 with Retry-After (default 64; at "
                         "least --max-images)")
     p.add_argument("--workers", type=int, default=None,
-                   help="model calls running at once, each in its own thread (default 1; --engine local)")
+                   help="model calls running at once, each in its own thread (default 1, or one per core with "
+                        "--mode throughput; --engine local)")
+    p.add_argument("--mode", choices=("latency", "throughput"), default="latency",
+                   help="latency: one model call at a time on all cores (default); throughput: --workers calls "
+                        "at once, the cores shared among them (OpenVINO: its THROUGHPUT hint with that many "
+                        "streams): more images/s under concurrent load (--engine local; with --engine ray, "
+                        "scale with --replicas)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process (default); ray: a Ray Serve application with --replicas replicas")
     p.add_argument("--replicas", type=int, default=None,
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:
         raise InputError(f'serve needs the serve extra (missing {e.name}): pip install "yolor-deploy[serve]"') \
             from None
+    from ..runtime.backends.throughput import default_streams
     from ..runtime.inputs.image_header import max_pixels
     from ..runtime.inputs.opencv import set_max_pixels
 
@@ -128,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_pixels:
         set_max_pixels(args.max_pixels)  # OpenCV's own cap too: it is loaded after this, by the first upload
     _check_engine_flags(args)
+    streams = (args.workers or default_streams()) if args.mode == "throughput" else 1
     batching = BatchSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                             workers=args.workers or 1)
+                             workers=args.workers or streams)
     settings = ServeSettings(max_body_bytes=max(int(args.max_body_mb * MIB), 1024),
                              max_pixels=args.max_pixels or max_pixels(), max_images=args.max_images,
                              timeout_s=args.timeout_s, max_pixels_in_flight=args.max_pixels_in_flight,
@@ -137,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
                              max_header_bytes=int(args.max_header_kb * 1024),
                              defaults=DetectParams(args.conf_thres, args.iou_thres, args.max_det))
     options = ModelOptions(backend=args.backend, providers=args.providers, threads=args.threads, cfg=args.cfg,
-                           imgsz=args.imgsz, hint=runtime_hint(args, args.model))
+                           imgsz=args.imgsz, hint=runtime_hint(args, args.model), mode=args.mode,
+                           streams=streams)
     if args.engine == "ray":
         from ..distributed.cluster import import_ray
 
@@ -153,6 +162,9 @@ def _check_engine_flags(args: argparse.Namespace) -> None:
     """Flags of one engine given with the other: one line."""
     from ..errors import InputError
 
+    if args.engine == "ray" and args.mode != "latency":
+        raise InputError("--mode throughput: only with --engine local (with --engine ray, scale with --replicas: "
+                         "each replica runs on CPUs // replicas threads)")
     only = {"local": ("workers", "grpc_port"), "ray": ("replicas", "ray_address")}
     for engine, flags in only.items():
         for flag in flags:

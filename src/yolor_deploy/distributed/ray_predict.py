@@ -76,10 +76,11 @@ def predict_with_ray(model: str | Path, sources: Sequence[str | Path], save_dir:
     save_dir, model = Path(save_dir).absolute(), Path(model).absolute()
     items = resolve_items(sources)
     options = dict(detector or {})
-    probe = Detector(model, **{**options, "threads": 1})  # fails here, in one line, on a bad model or option
+    # fails here, in one line, on a bad model or option
+    probe = Detector(model, **{**options, "threads": 1, "mode": "latency"})
     backend, imgsz = probe.backend.name, probe.imgsz
     del probe
-    settings = {k: v for k, v in options.items() if k != "threads"}
+    settings = {k: v for k, v in options.items() if k not in ("threads", "mode", "streams")}  # same outputs
     settings.update(save_img=save_img, save_txt=save_txt, save_conf=save_conf, max_pixels=max_pixels)
     key = run_key(fs.file_sha256(model) if model.is_file() else str(model), settings)
     shards = plan_shards(items, shard_size)
@@ -111,7 +112,7 @@ def _run(model, options, save_dir, todo, key, save_img, save_txt, save_conf, max
         return None, None, 0.0
     with ray_session(ray_address):
         size = size_pool(num_workers, options.get("threads"))
-        config = {"model": str(model), "detector": {**options, "threads": size.threads},
+        config = {"model": str(model), "detector": worker_detector_options(options, size),
                   "save_dir": str(save_dir), "save_img": save_img, "save_txt": save_txt, "save_conf": save_conf,
                   "key": key, "max_pixels": max_pixels, "cwd": os.getcwd()}
         t0 = time.perf_counter()
@@ -123,6 +124,17 @@ def _run(model, options, save_dir, todo, key, save_img, save_txt, save_conf, max
 
             outcome = run_shards(config, todo, size, done)
         return outcome, size, time.perf_counter() - t0
+
+
+def worker_detector_options(options: dict[str, Any], size) -> dict[str, Any]:
+    """A worker's Detector keyword arguments: latency mode runs one call at a time on the worker's threads;
+    throughput mode shares its CPUs among `streams` calls in flight (default one per CPU, at least 2), each
+    on CPUs // streams threads unless `threads` was given."""
+    if options.get("mode") != "throughput":
+        return {**options, "threads": size.threads}
+    cpus = max(1, int(size.cpus_per_worker))
+    streams = int(options.get("streams") or max(2, cpus))
+    return {**options, "streams": streams, "threads": options.get("threads") or max(1, cpus // streams)}
 
 
 def _merge(save_dir, shards, records, save_img, save_txt, save_conf, save_json, outcome, size, seconds,

@@ -10,7 +10,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ class ShardWorker:
 
     def run_shard(self, shard_dict: dict[str, Any]) -> dict[str, Any]:
         """Detect in every source of the shard, write its files and then its record; return a short summary
-        (shard number, frames, failed sources, worker pid, seconds). Rerunning a shard rewrites the same files."""
+        (shard number, frames, failed sources, worker pid, seconds, calls in flight). Rerunning a shard rewrites
+        the same files. Throughput mode keeps `streams` model calls in flight, decoding overlapping them."""
         from ..runtime.results.writer import ResultWriter
 
         t0 = time.perf_counter()
@@ -54,8 +54,8 @@ class ShardWorker:
         entries = {item.index: _entry(item) for item in shard.items}
         before = _stage_seconds(self.detector)
         try:
-            for frames in _batched(_frames(shard.items, entries), self.detector.batch_size):
-                results = self.detector([f.image for f, _ in frames])
+            pairs = _frames(shard.items, entries)  # throughput mode: decoding overlaps the calls in flight
+            for frames, results, _ in self.detector.detect_batches(pairs, lambda pair: pair[0].image):
                 for (frame, item), det in zip(frames, results):
                     n_coco = len(writer.coco)
                     writer.add(frame, det, stem=item.placeholder)
@@ -80,7 +80,7 @@ class ShardWorker:
         fs.write_json(record_path(self.save_dir, shard), record)
         return {"shard": shard.number, "frames": sum(e["frames"] for e in record["items"]),
                 "failed": sum(1 for e in record["items"] if not e["frames"]), "worker_pid": os.getpid(),
-                "seconds": record["seconds"]}
+                "seconds": record["seconds"], "streams": self.detector.streams}
 
 
 def _entry(item: Item) -> dict[str, Any]:
@@ -113,8 +113,3 @@ def _frames(items: tuple[Item, ...], entries: dict[int, dict[str, Any]]) -> Iter
                     yield frame, item
         except Exception as e:  # noqa: BLE001 - one file's decoder crash must not lose the shard
             warn(f"{item.spec}: {type(e).__name__}: {first_line(e)}; skipped")
-
-
-def _batched(pairs: Iterator[tuple[Any, Item]], n: int) -> Iterator[list[tuple[Any, Item]]]:
-    while batch := list(islice(pairs, n)):
-        yield batch

@@ -13,6 +13,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,27 +51,46 @@ class ImageMatches:
         t50 = int(np.argmin(np.abs(self.iou_thresholds - 0.5)))
         return float(table[:, t50].mean()), float(table.mean())
 
+    @cached_property
+    def _by_class(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
+        """Per class, every image's detections at once, sorted by score (high first, stable in image order, as
+        COCOeval.accumulate sorts them): (image index [D], true positive [T, D], false positive [T, D],
+        scores [D])."""
+        out = []
+        t = len(self.iou_thresholds)
+        for k in range(len(self.scores)):
+            scores = np.concatenate([np.zeros(0), *self.scores[k]])
+            image = np.concatenate([np.zeros(0, np.int64),
+                                    *[np.full(len(s), i, np.int64) for i, s in enumerate(self.scores[k])]])
+            matched = np.concatenate([np.zeros((t, 0), bool), *self.matched[k]], axis=1)
+            ignored = np.concatenate([np.zeros((t, 0), bool), *self.ignored[k]], axis=1)
+            order = np.argsort(-scores, kind="mergesort")
+            out.append((image[order], (matched & ~ignored)[:, order], (~matched & ~ignored)[:, order],
+                        scores[order]))
+        return tuple(out)
+
     def _class_ap(self, k: int, idx: np.ndarray, n_obj: int) -> np.ndarray:
-        t, r = len(self.iou_thresholds), len(self.recall_points)
-        scores = np.concatenate([self.scores[k][i] for i in idx])
-        if scores.size == 0:
+        """AP of class k at each IoU threshold over the images `idx` (repeats allowed). An image drawn m times
+        counts each of its detections m times: the same curve as m concatenated copies (a copy's detections tie
+        with the original's, and a run of tied true or false positives moves the interpolated precision only at
+        its end), without concatenating or sorting per sample."""
+        image, tp_k, fp_k, _ = self._by_class[k]
+        t = len(self.iou_thresholds)
+        weight = np.bincount(idx, minlength=self.n_images)[image]
+        keep = weight > 0
+        if not keep.any():
             return np.zeros(t)
-        order = np.argsort(-scores, kind="mergesort")
-        matched = np.concatenate([self.matched[k][i] for i in idx], axis=1)[:, order]
-        ignored = np.concatenate([self.ignored[k][i] for i in idx], axis=1)[:, order]
-        tp = np.cumsum(matched & ~ignored, axis=1, dtype=np.float64)
-        fp = np.cumsum(~matched & ~ignored, axis=1, dtype=np.float64)
-        out = np.zeros(t)
-        for j in range(t):
-            recall = tp[j] / n_obj
-            precision = tp[j] / (tp[j] + fp[j] + np.spacing(1))
-            envelope = np.maximum.accumulate(precision[::-1])[::-1]
-            at = np.searchsorted(recall, self.recall_points, side="left")
-            q = np.zeros(r)
-            ok = at < len(envelope)
-            q[ok] = envelope[at[ok]]
-            out[j] = q.mean()
-        return out
+        w = weight[keep].astype(np.float64)
+        tp = np.cumsum(tp_k[:, keep] * w, axis=1)
+        fp = np.cumsum(fp_k[:, keep] * w, axis=1)
+        recall = tp / n_obj
+        precision = tp / (tp + fp + np.spacing(1))
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+        d = recall.shape[1]
+        at = np.stack([np.searchsorted(recall[j], self.recall_points, side="left") for j in range(t)])
+        ok = at < d
+        q = np.where(ok, np.take_along_axis(envelope, np.minimum(at, d - 1), axis=1), 0.0)
+        return q.mean(axis=1)
 
 
 def image_matches(gt: dict[str, Any], results: list[dict], max_dets: int = 100) -> ImageMatches:

@@ -179,19 +179,20 @@ def _references(model: YOLORModel, o: ExportOptions) -> list:
     return references(model, verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image))
 
 
-def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: list, ir_xml: Path | None = None):
+def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: list, ir_xml: Path | None = None,
+            data: bytes | None = None):
     """The exported graph in ONNX Runtime vs PyTorch (raw output, NMS graph, graph structure); OpenVINO
     too when asked, or on the IR (`ir_xml`, the file that will be shipped) when one is made. The same
     functions as `yolor-deploy verify`, with the PyTorch references computed once."""
     from ..verify.exported import verify_onnx, verify_openvino
 
-    report, _ = verify_onnx(model, final, o.verify_image, o.imgsz, refs)
+    report, _ = verify_onnx(model, final, o.verify_image, o.imgsz, refs, serialized=data)
     if ir_xml is not None or (o.verify_openvino and o.nms != "trt"):
         with tempfile.TemporaryDirectory() as d:
             target = ir_xml
             if target is None:
                 target = Path(d) / "final.onnx"
-                onnx.save(final, str(target))
+                target.write_bytes(data if data is not None else final.SerializeToString())
             ov_report, _ = verify_openvino(model, target, o.verify_image, o.imgsz, refs, source=final)
         for c in ov_report.cases:
             c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
@@ -200,12 +201,12 @@ def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: l
     return report
 
 
-def _save(proto: onnx.ModelProto, path: Path) -> None:
-    from ..fs import atomic_path
+def _save(data: bytes, path: Path) -> None:
+    """The serialized model written to `path` through a temp file and a rename."""
+    from ..fs import write_bytes
 
     try:
-        with atomic_path(path) as tmp:
-            onnx.save(proto, str(tmp))
+        write_bytes(path, data)
     except OSError as e:  # disk full, read-only filesystem, ...: nothing is left at `path`
         raise ExportError(f"{path}: cannot write ({e.strerror or e})") from None
 
@@ -248,25 +249,28 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
                                o.iou_thres, o.max_det, o.opset, model.nc)
     meta = build_metadata(model, o)
     final = set_metadata(final, meta)
+    # serialized once (a full-size model is ~0.6 GB: each serialization ~1 s) for the checker, the verifying
+    # session and the file
+    data = final.SerializeToString()
     if o.nms != "trt":
-        onnx.checker.check_model(final)
+        onnx.checker.check_model(data)
     result = ExportResult(out, meta, None, fold_counts, op_types(final), notes)
     with contextlib.ExitStack() as stack:
         ir_xml = None
         if o.openvino:
             from ..formats.openvino_ir import convert_to_ir, ir_workdir
 
-            ir_xml = convert_to_ir(final, meta, stack.enter_context(ir_workdir(out)))
+            ir_xml = convert_to_ir(data, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
-            result.report = _verify(model, final, o, refs, ir_xml)
+            result.report = _verify(model, final, o, refs, ir_xml, data)
             result.report.transforms = transforms
             if not result.report.passed:
                 kept = out.with_name(out.stem + ".failed.onnx")
-                _save(final, kept)
+                _save(data, kept)
                 _write_report(result.report, o.report, None)
                 raise VerificationError(f"{out}: verification failed ({'; '.join(result.report.failures()[:3])}); "
                                         f"the failing model was kept at {kept}", result.report)
-        _save(final, out)
+        _save(data, out)
         if ir_xml is not None:
             from ..formats.openvino_ir import install_ir
 

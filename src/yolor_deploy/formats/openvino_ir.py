@@ -38,11 +38,11 @@ def ir_paths(out: str | Path) -> tuple[Path, Path]:
     return out.with_suffix(".xml"), out.with_suffix(".bin")
 
 
-def read_onnx(model: onnx.ModelProto, workdir: str | Path):
-    """`model` as an OpenVINO model, read by OpenVINO's ONNX reader (through `workdir/model.onnx`, which
-    stays there until the workdir is removed: OpenVINO may map its weights)."""
+def read_onnx(model: onnx.ModelProto | bytes, workdir: str | Path):
+    """`model` (or its serialized bytes) as an OpenVINO model, read by OpenVINO's ONNX reader (through
+    `workdir/model.onnx`, which stays there until the workdir is removed: OpenVINO may map its weights)."""
     src = Path(workdir) / "model.onnx"
-    onnx.save(model, str(src))
+    src.write_bytes(model if isinstance(model, bytes) else model.SerializeToString())
     try:
         return import_openvino().Core().read_model(str(src))
     except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subtypes
@@ -134,7 +134,7 @@ def prev_paths(out: str | Path) -> tuple[Path, Path]:
     return xml.with_name(xml.stem + ".prev.xml"), xml.with_name(xml.stem + ".prev.bin")
 
 
-def convert_to_ir(model: onnx.ModelProto, metadata: ModelMetadata, workdir: str | Path) -> Path:
+def convert_to_ir(model: onnx.ModelProto | bytes, metadata: ModelMetadata, workdir: str | Path) -> Path:
     """Convert `model` into `workdir/model.xml` (+ .bin) with `metadata`; return the .xml path."""
     return save_ir(read_onnx(model, workdir), metadata, workdir)
 

@@ -41,6 +41,10 @@ class Row:
     pareto: bool = False
     chosen: bool = False
     runtime: dict[str, Any] = field(default_factory=dict)
+    latency_ips: float | None = None  # images/s, one call at a time (`optimize --throughput`)
+    throughput_ips: float | None = None  # images/s, `streams` calls in flight
+    streams: int | None = None
+    throughput_error: str = ""
 
     @classmethod
     def from_spec(cls, spec: CandidateSpec) -> Row:

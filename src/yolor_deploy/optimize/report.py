@@ -35,16 +35,20 @@ def render_table(doc: dict[str, Any]):
 
     t = Table(title=f"optimize: {doc['model']} ({doc['accuracy']['metric']}, {doc['accuracy']['images']} images; "
                     f"latency {doc['timing']['runs']} interleaved runs, {doc['threads']} threads)")
-    for col in ("candidate", "backend", "precision", "p50 ms", "p90 ms", "speedup", "mAP@0.5", "mAP@.5:.95",
-                "drop", "95% interval", "", "status"):
+    modes = any(r.get("throughput_ips") is not None for r in doc["rows"])
+    cols = ("candidate", "backend", "precision", "p50 ms", "p90 ms", "speedup",
+            *(("img/s latency", "img/s throughput") if modes else ()), "mAP@0.5", "mAP@.5:.95",
+            "drop", "95% interval", "", "status")
+    for col in cols:
         t.add_column(col, justify="left" if col in ("candidate", "backend", "precision", "status", "") else "right")
     for r in doc["rows"]:
         mark = ("best" if r["chosen"] else "") + (" pareto" if r["pareto"] else "")
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['reason']}"
         if r["status"] == "ok" and not r["within_budget"]:
             status = "over budget" if r.get("images_needed") is None else f"undecided (~{r['images_needed']} images)"
+        ips = (_num(r.get("latency_ips"), ".2f"), _num(r.get("throughput_ips"), ".2f")) if modes else ()
         t.add_row(escape(r["name"]), r["backend"], r["precision"], _num(r["p50"], ".1f"), _num(r["p90"], ".1f"),
-                  _num(r["speedup"], ".2f"), _num(r["map50"], ".4f"), _num(r["map"], ".4f"),
+                  _num(r["speedup"], ".2f"), *ips, _num(r["map50"], ".4f"), _num(r["map"], ".4f"),
                   _num(r["drop"], "+.2f"), _interval(r), mark.strip(), escape(status),
                   style="bold green" if r["chosen"] else ("dim" if r["status"] != "ok" else None))
     return t

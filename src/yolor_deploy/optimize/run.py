@@ -43,6 +43,8 @@ class OptimizeOptions:
     runs: int = 10
     warmup: int = 2
     accuracy: bool = True  # False: time only (speed studies on random weights); the fp32 reference is kept
+    throughput: bool = False  # also images/s of each candidate in latency and throughput mode (`streams` in flight)
+    streams: int | None = None  # throughput mode's calls in flight (default: one per core, at least 2)
 
 
 def check_options(o: OptimizeOptions) -> None:
@@ -55,6 +57,8 @@ def check_options(o: OptimizeOptions) -> None:
         raise InputError(f"--max-map-drop {o.max_map_drop:g}: points of mAP@0.5:0.95, 0..100")
     if o.runs < 1 or o.warmup < 0 or o.calib_size < 1 or (o.threads is not None and o.threads < 1):
         raise InputError("--runs, --calib-size and --threads must be >= 1, --warmup >= 0")
+    if o.streams is not None and not 1 <= o.streams <= 64:
+        raise InputError(f"--streams {o.streams}: expected 1..64")
 
 
 def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOptions,
@@ -92,6 +96,8 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
                 runners.pop(r.name, None)
             elif t:
                 r.p50, r.p90 = round(t["p50"], 2), round(t["p90"], 2)
+        if o.throughput:
+            _measure_modes(rows, specs, runners, x, threads, o, progress)
         if o.accuracy:
             _measure_accuracy(rows, runners, aset, meta.names, progress, o.max_map_drop)
         reference = next(r for r in rows if r.name == REFERENCE)
@@ -174,6 +180,30 @@ def _open_all(rows: list[Row], specs: dict[str, CandidateSpec], threads: int) ->
     return runners
 
 
+def _measure_modes(rows: list[Row], specs, runners: dict[str, Any], x, threads: int, o: OptimizeOptions,
+                   progress) -> None:
+    """images/s of every timed row in latency and throughput mode (`optimize.throughput`)."""
+    from ..runtime.backends.throughput import default_streams
+    from .throughput import measure_modes, open_streams_backend
+
+    streams = o.streams or default_streams()
+    streamed: dict[str, Any] = {}
+    for r in rows:
+        if r.ok and r.name in runners:
+            try:
+                streamed[r.name] = open_streams_backend(specs[r.name], r.file, threads, streams)
+            except Exception as e:  # noqa: BLE001 - the row keeps its latency; the mode column says why not
+                r.throughput_error = f"load: {_reason(e)}"
+    found = measure_modes(runners, streamed, x, max(2 * streams, o.runs), max(1, min(o.runs, 3)), streams, progress)
+    for r in rows:
+        m = found.get(r.name, {})
+        if "error" in m:
+            r.throughput_error = m["error"]
+        elif m:
+            r.latency_ips, r.throughput_ips = round(m["latency_ips"], 2), round(m["throughput_ips"], 2)
+            r.streams = streams
+
+
 def _sample_input(backend, calib: Sequence[Path]):
     """The model input for the first calibration image, preprocessed as `Detector` does."""
     from ..runtime import Detector
@@ -230,7 +260,8 @@ def _context(src: Path, machine: Machine, o: OptimizeOptions, threads: int, aset
              shape: tuple) -> dict[str, Any]:
     return {"model": str(src), "machine": machine.cpu, "machine_summary": machine.summary(), "threads": threads,
             "budget_points": o.max_map_drop, "input": list(shape),
-            "timing": {"runs": o.runs, "warmup": o.warmup, "interleaved": True, "stat": "ms, backend call only"},
+            "timing": {"runs": o.runs, "warmup": o.warmup, "interleaved": True, "stat": "ms, backend call only",
+                       "modes": "images/s, best of interleaved rounds, backend calls only" if o.throughput else None},
             "accuracy": {"metric": aset.metric, "score": aset.which, "images": len(aset.items),
                          "labelled": aset.labelled, "interval": "paired bootstrap over images, 1000 resamples, 95%",
                          **aset.settings},

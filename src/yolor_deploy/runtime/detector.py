@@ -11,9 +11,11 @@ import importlib.util
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from .post.nms import non_max_suppression
 from .results.detections import Detections
 
 ImageLike = np.ndarray | str | Path
+T = TypeVar("T")
 TORCH_SUFFIXES = (".pt", ".pth")
 DEFAULT_IMGSZ = (640, 640)  # for a dynamic model that records no size (upstream detect.py's default)
 AUTO_PAD_MULTIPLE = 64  # upstream detect.py: LoadImages(..., auto_size=64)
@@ -80,7 +83,7 @@ def parse_backend(spec: str | None) -> tuple[str, str | None]:
 
 
 def open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
-                 backend: str | None = "auto", hint: RuntimeHint | None = None) -> Backend:
+                 backend: str | None = "auto", hint: RuntimeHint | None = None, streams: int = 1) -> Backend:
     """See `_open_backend`. An OverflowError or TypeError out of it (a value from the file that our checks
     missed) is an `InternalError` naming the file: one line, never a generic error without the file."""
     if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
@@ -88,7 +91,7 @@ def open_backend(model: str | Path, providers=None, threads: int | None = None, 
         raise InputError(f"{model}: threads {shown}: expected an integer in 1..{MAX_THREADS}")
     _check_model_files(Path(model))
     try:
-        return _open_backend(model, providers, threads, cfg, backend, hint)
+        return _open_backend(model, providers, threads, cfg, backend, hint, streams)
     except (OverflowError, TypeError) as e:
         raise internal_error(str(model), e, "opening the model") from e
 
@@ -106,13 +109,15 @@ def _check_model_files(path: Path) -> None:
 
 
 def _open_backend(model: str | Path, providers=None, threads: int | None = None, cfg=None,
-                  backend: str | None = "auto", hint: RuntimeHint | None = None) -> Backend:
+                  backend: str | None = "auto", hint: RuntimeHint | None = None, streams: int = 1) -> Backend:
     """The backend that runs `model`. auto: what the model's own metadata says (`contract.RuntimeHint`, written
     by `optimize` into `best.*`), else ONNX Runtime for `.onnx`, OpenVINO for an IR `.xml`, PyTorch (imports
     torch) for `.pt`/`.pth` checkpoints. Nothing beside the model is read: a `report.json` counts only when the
     caller passes its hint (`hint`, e.g. from `read_report_hint`). `backend` forces one where it can
-    run the file."""
-    path = Path(model)
+    run the file. `streams` > 1 (throughput mode): that many inferences will run at once; ONNX Runtime and
+    PyTorch then give each call cores // streams threads (unless `threads` says otherwise), OpenVINO compiles
+    with its THROUGHPUT hint and `streams` CPU streams (`threads`, if given, is then its total)."""
+    path, user_threads = Path(model), threads
     suffix = path.suffix.lower()
     kind, device = parse_backend(backend)
     if suffix not in (".onnx", ".xml", *TORCH_SUFFIXES):
@@ -129,8 +134,11 @@ def _open_backend(model: str | Path, providers=None, threads: int | None = None,
     if providers is not None and kind != "onnxruntime":
         raise InputError(f"{path}: execution providers are an ONNX Runtime setting, and this model runs in "
                          f"{kind} (for OpenVINO devices use --backend openvino:DEVICE)")
+    # throughput mode: each of the `streams` calls in flight gets its share of the cores (a latency-mode
+    # hint's thread count, measured for one call at a time, does not apply); `threads` from the caller wins
+    per_call = (user_threads or threads_per_stream(streams)) if streams > 1 else threads
     if kind == "onnxruntime":
-        ort_backend = OrtBackend(path, providers=providers, threads=threads)
+        ort_backend = OrtBackend(path, providers=providers, threads=per_call)
         own = ort_backend.runtime_hint() if auto and hint is None and providers is None else None
         if own is None or own.backend not in fits or own.backend == "onnxruntime":
             return ort_backend
@@ -142,10 +150,10 @@ def _open_backend(model: str | Path, providers=None, threads: int | None = None,
     if kind == "openvino":
         from .backends.openvino import OpenVINOBackend
 
-        return OpenVINOBackend(path, device=device, threads=threads, precision=precision)
+        return OpenVINOBackend(path, device=device, threads=threads, precision=precision, streams=streams)
     from .backends.torch_backend import TorchBackend
 
-    return TorchBackend(path, cfg=cfg, threads=threads)
+    return TorchBackend(path, cfg=cfg, threads=per_call)
 
 
 class Detector:
@@ -171,9 +179,7 @@ class Detector:
                  mode: str = "latency", streams: int | None = None):
         self.mode = check_mode(mode)
         self.streams = 1 if mode == "latency" else int(streams or default_streams())
-        if mode == "throughput" and threads is None and isinstance(source or model, (str, Path)):
-            threads = threads_per_stream(self.streams)
-        self.backend = _remote_or_local(source, model, providers, threads, cfg, backend, hint)
+        self.backend = _remote_or_local(source, model, providers, threads, cfg, backend, hint, self.streams)
         self.metadata = self.backend.metadata
         check_model_io(self.backend)
         self.conf_thres, self.iou_thres, self.max_det = float(conf_thres), float(iou_thres), int(max_det)
@@ -323,8 +329,29 @@ class Detector:
             return
         yield from ordered_map(lambda im: self(im)[0], images, self.streams)
 
+    def detect_batches(self, items: Iterable[T], image: Callable[[T], ImageLike] | None = None
+                       ) -> Iterator[tuple[list[T], list[Detections], float]]:
+        """`items` (frames, records, ...; `image(item)` is each one's image, default the item itself) in groups of
+        `batch_size` through the model: (items, their Detections, ms per image) per group, in input order.
+        Throughput mode keeps `streams` groups in flight (reading the items overlaps their inference)."""
+        get: Callable[[T], Any] = image or (lambda item: item)
 
-def _remote_or_local(source, name, providers, threads, cfg, backend, hint) -> Backend:
+        def one(group: list[T]) -> tuple[list[T], list[Detections], float]:
+            t0 = time.perf_counter()
+            results = self([get(item) for item in group])
+            return group, results, 1000 * (time.perf_counter() - t0) / max(len(group), 1)
+
+        groups = _groups(items, self.batch_size)
+        yield from (ordered_map(one, groups, self.streams) if self.streams > 1 else map(one, groups))
+
+
+def _groups(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while group := list(islice(it, n)):
+        yield group
+
+
+def _remote_or_local(source, name, providers, threads, cfg, backend, hint, streams=1) -> Backend:
     """A server URL -> RemoteBackend running model `name` there; a path -> `open_backend`; a Backend as is.
     Without `source`, `name` is the model (`Detector(model="x.onnx")`)."""
     from .backends.remote import RemoteBackend, is_remote
@@ -342,7 +369,7 @@ def _remote_or_local(source, name, providers, threads, cfg, backend, hint) -> Ba
     if model is None:
         raise InputError("Detector: give a model file, a Backend, or a server URL and model=NAME")
     return model if not isinstance(model, (str, Path)) else open_backend(model, providers, threads, cfg, backend,
-                                                                          hint)
+                                                                          hint, streams)
 
 
 def _hw(imgsz: int | Sequence[int]) -> tuple[int, int]:

@@ -185,7 +185,7 @@ class LocalEngine:
             **describe_model(d, self.model_name),
             "batching": {"max_batch": d.batch_size, "max_wait_ms": self.batching.max_wait_ms,
                          "max_queue": self.batching.max_queue, "workers": self.batching.workers,
-                         "note": batching_note(d, d.batch_size)[1]},
+                         "mode": d.mode, "note": batching_note(d, d.batch_size)[1]},
         }
 
     # --- requests -------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ class ModelOptions:
     cfg: str | None = None
     imgsz: Sequence[int] | None = None
     hint: RuntimeHint | None = None  # --hint REPORT, read by the CLI
+    mode: str = "latency"  # throughput: `streams` model calls at once, the cores shared among them
+    streams: int = 1
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -77,7 +79,8 @@ def open_detector(model: str | Path, max_batch: int, options: ModelOptions, defa
         return Detector(model, providers=options.providers, conf_thres=defaults.conf_thres,
                         iou_thres=defaults.iou_thres, max_det=defaults.max_det, classes=defaults.classes,
                         imgsz=options.imgsz, batch_size=max_batch, threads=options.threads, cfg=options.cfg,
-                        backend=options.backend, hint=options.hint)
+                        backend=options.backend, hint=options.hint, mode=options.mode,
+                        streams=options.streams if options.mode == "throughput" else None)
 
 
 def warm_up_or_refuse(detector, model: str | Path) -> float:
@@ -121,7 +124,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, batching
     wait = f", waits up to {batching.max_wait_ms:g} ms" if detector.batch_size > 1 else ""
     log(f"serving {Path(model).name} ({detector.backend.name}, {len(detector.names)} classes, {h}x{w}"
         f"{' dynamic' if detector.auto else ''}, {precision(detector)}) at {_url(sock)}  (docs: /docs); "
-        f"{note}{wait}; {batching.workers} worker(s), queue {batching.max_queue}")
+        f"{note}{wait}; {batching.workers} worker(s), {detector.mode} mode, queue {batching.max_queue}")
     from .protocol import guarded_protocol
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",

@@ -118,8 +118,10 @@ def raw_output_model(proto: onnx.ModelProto, nc: int) -> onnx.ModelProto | None:
 
 
 def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | None,
-                imgsz: tuple[int, int] | None = None, refs=None) -> tuple[VerifyReport, list]:
-    """Judge an ONNX model (in ONNX Runtime, CPU) against `model`. Returns (report, refs used)."""
+                imgsz: tuple[int, int] | None = None, refs=None,
+                serialized: bytes | None = None) -> tuple[VerifyReport, list]:
+    """Judge an ONNX model (in ONNX Runtime, CPU) against `model`. Returns (report, refs used). `serialized`:
+    `proto`'s bytes when the caller has them (the session then reads those, not a second serialization)."""
     from ..formats.onnx_meta import op_types
     from ..runtime.backends.onnxruntime import cpu_session
 
@@ -138,10 +140,11 @@ def verify_onnx(model: YOLORModel, proto: onnx.ModelProto, image: str | Path | N
                                        "maps only? (upstream's IDetect export drops the decode)"))
         return report, refs
     try:
-        raw_sess = cpu_session(raw)
+        whole = serialized if serialized is not None else proto
+        raw_sess = cpu_session(whole if raw is proto else raw)
         report = verify_raw(raw_sess, refs, half=f.half, **kw)
         if f.nms == "onnx":
-            report.nms = verify_nms_graph(raw_sess, cpu_session(proto), [(k, r.x) for k, r in refs], **kw)
+            report.nms = verify_nms_graph(raw_sess, cpu_session(whole), [(k, r.x) for k, r in refs], **kw)
     except VerificationError:
         raise
     except Exception as e:  # noqa: BLE001 - ONNX Runtime refusing the model is a verdict, not a crash
