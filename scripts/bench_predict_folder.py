@@ -52,9 +52,10 @@ def _same(a: list, b: list) -> bool:
                                     and np.allclose(x.xyxy, y.xyxy, rtol=1e-4, atol=1e-3) for x, y in zip(a, b))
 
 
-def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, imgsz: int, backend: str) -> None:
+def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, imgsz: int, backend: str,
+                  streams: int | None = None) -> None:
     lat = Detector(str(model), mode="latency", backend=backend)
-    thr = Detector(str(model), mode="throughput", backend=backend)
+    thr = Detector(str(model), mode="throughput", backend=backend, streams=streams)
     a: list = []
     b: list = []
     _mode_loop(lat, folder, a), _mode_loop(thr, folder, b)  # warm-up
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", action="store_true", help="latency vs throughput mode instead of prefetch")
     ap.add_argument("--backend", default="onnxruntime", help="with --modes: onnxruntime (default) or openvino")
+    ap.add_argument("--streams", type=int, default=None, help="with --modes: throughput mode's calls in flight")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -92,7 +94,7 @@ def main() -> None:
             im = cv2.resize(cv2.imread(str(src[i % len(src)])), (w, h))
             cv2.imwrite(str(folder / f"{i:04d}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if a.modes:
-            compare_modes(model, folder, a.rounds, a.images, a.size, a.imgsz, a.backend)
+            compare_modes(model, folder, a.rounds, a.images, a.size, a.imgsz, a.backend, a.streams)
             return
         det = Detector(str(model))
         _loop(det, folder, False)  # warm-up: sessions, page cache

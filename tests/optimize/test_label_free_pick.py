@@ -23,9 +23,11 @@ def test_without_labels_the_pick_is_faster_and_within_budget_against_labels(tmp_
     fp32 = tmp_path / "shapes-256.onnx"
     export_onnx(str(trained_checkpoint()), fp32, imgsz=(256, 256), opset=17, verify=False)
     out = tmp_path / "opt"
+    # p50 over 15 interleaved rounds (each a few ms here): a busy CI worker beside this one must not invert the
+    # ~1.5x gap the pick rests on (speed is never asserted beyond "faster than fp32")
     with contextlib.redirect_stdout(io.StringIO()):
         rc = main(["optimize", str(fp32), "--calib", str(val_images()), "--max-map-drop", str(BUDGET),
-                   "--out", str(out), "--runs", "3", "--warmup", "1", "--threads", "2", "--calib-size", "8"])
+                   "--out", str(out), "--runs", "15", "--warmup", "2", "--threads", "2", "--calib-size", "8"])
     assert rc == 0
     doc = json.loads((out / "report.json").read_text())
     rows = {r["name"]: r for r in doc["rows"]}
@@ -35,6 +37,9 @@ def test_without_labels_the_pick_is_faster_and_within_budget_against_labels(tmp_
           f"({chosen['drop_lo']:.2f}..{chosen['drop_hi']:.2f})")
     assert chosen["name"] != REFERENCE and chosen["p50"] < rows[REFERENCE]["p50"]
     assert chosen["drop_hi"] <= BUDGET
+    if rows["ov-int8"]["status"] == "ok" and rows["ov-int8"]["drop_hi"] <= BUDGET:  # the guarded one is not built
+        assert rows["ov-int8-acc"]["status"] == "skipped"
+        assert rows["ov-int8-acc"]["reason"] == "not needed: plain int8 (ov-int8) is within the budget"
 
     ref = evaluate(Detector(fp32, conf_thres=0.001, iou_thres=0.65), val_images(), val_labels())
     best = evaluate(Detector(out / doc["best"]["file"], conf_thres=0.001, iou_thres=0.65), val_images(), val_labels())

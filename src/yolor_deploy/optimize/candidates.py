@@ -54,6 +54,9 @@ CANDIDATES: tuple[CandidateSpec, ...] = (
                   note="NNCF int8, the remaining float ops in bf16 (the decode stays f32)"),
     CandidateSpec("ov-int8-mixed", _OV, "int8", "nncf", {"nncf_preset": "mixed"}, needs=("openvino",),
                   note="NNCF int8, mixed preset: asymmetric activations (accuracy over speed)"),
+    CandidateSpec("ov-int8-acc", _OV, "int8", "nncf-acc", needs=("openvino",),
+                  note="NNCF int8 with accuracy control: the costliest layers back in float until the drop is "
+                       "within half the budget; built only when ov-int8 misses the budget"),
     CandidateSpec("ort-fp16-cuda", _ORT, "fp16", "onnx-fp16", needs=("gpu",),
                   note="fp16 weights and activations on the CUDA provider"),
 )

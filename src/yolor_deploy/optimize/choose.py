@@ -45,6 +45,7 @@ class Row:
     throughput_ips: float | None = None  # images/s, `streams` calls in flight
     streams: int | None = None
     throughput_error: str = ""
+    fake_quantize: int | None = None  # FakeQuantize ops of an NNCF int8 IR (the guarded one keeps fewer)
 
     @classmethod
     def from_spec(cls, spec: CandidateSpec) -> Row:

@@ -19,6 +19,7 @@ from .accuracy import accuracy_set, detect_all, labels_from_detections, score, w
 from .build import build_artifact, write_best
 from .candidates import REFERENCE, CandidateSpec, backend_names, plan_candidates
 from .choose import Row, choose
+from .guarded import DEFERRED, add_guarded
 from .machine import Machine, detect_machine
 from .report import report_doc
 from .timing import time_interleaved
@@ -99,7 +100,10 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
         if o.throughput:
             _measure_modes(rows, specs, runners, x, threads, o, progress)
         if o.accuracy:
-            _measure_accuracy(rows, runners, aset, meta.names, progress, o.max_map_drop)
+            aset, score_row = _measure_accuracy(rows, runners, aset, meta.names, progress, o.max_map_drop)
+            add_guarded(rows, runners, src, calib, o, aset, meta.names, work, threads, x, score_row)
+        else:
+            add_guarded(rows, runners, src, calib, o, aset, meta.names, work, threads, x, lambda r, b: None)
         reference = next(r for r in rows if r.name == REFERENCE)
         if not reference.ok:
             raise InputError(f"{src}: the fp32 reference could not be measured ({reference.reason})")
@@ -126,6 +130,8 @@ def _build_all(plan, src: Path, calib, calib_size: int, work: Path, threads: int
         row.runtime = RuntimeHint(spec.backend, spec.infer_precision, threads).to_dict()
         if skip:
             row.fail("skipped", skip)
+        elif spec.artifact == "nncf-acc":
+            row.fail("skipped", DEFERRED)  # needs the scores of the others (`optimize.guarded`)
         else:
             if spec.artifact_key not in built:
                 t0 = time.perf_counter()
@@ -214,9 +220,11 @@ def _sample_input(backend, calib: Sequence[Path]):
         return Detector(backend).preprocess([read_image(calib[0])])[0].tensor
 
 
-def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, progress, budget: float) -> None:
+def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, progress, budget: float):
     """Score every runnable row, the reference first (in agreement mode its detections are the truth), then
-    each row's drop with its paired bootstrap interval over the images (`optimize.uncertainty`)."""
+    each row's drop with its paired bootstrap interval over the images (`optimize.uncertainty`). Returns the
+    accuracy set (with the reference's detections as labels in agreement mode) and `score_row(row, runner)`,
+    which scores one more row the same way."""
     from ..runtime import Detector
     from .uncertainty import drop_interval
 
@@ -230,30 +238,42 @@ def _measure_accuracy(rows: list[Row], runners: dict[str, Any], aset, names, pro
         if progress:
             progress("accuracy", done, total)
 
+    def measure(r: Row, runner, tick=None) -> None:
+        nonlocal aset
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dets, shapes = detect_all(Detector(runner, **aset.settings), aset.items, tick)
+        if r.name == REFERENCE and not aset.labelled:
+            labels = labels_from_detections(dets)
+            if not any(len(lab) for lab in labels):
+                raise InputError("the fp32 model detects nothing on the accuracy images (score >= 0.25): "
+                                 "give --val-images and --val-labels")
+            aset = with_labels(aset, labels)
+        s, matches[r.name] = score(aset, dets, shapes, names)
+        r.map50, r.map, r.detections = round(s["map50"], 6), round(s["map"], 6), int(s["detections"])
+        r.score = r.map if aset.which == "map" else r.map50
+
+    def interval(r: Row) -> None:
+        iv = drop_interval(matches.get(REFERENCE) if aset.labelled else None, matches[r.name], aset.which)
+        r.drop, r.drop_lo, r.drop_hi = round(iv.drop, 4), round(iv.lo, 4), round(iv.hi, 4)
+        r.images_needed = iv.images_needed(budget) if budget > 0 else None
+
     for r in order:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                dets, shapes = detect_all(Detector(runners[r.name], **aset.settings), aset.items, step)
-            if r.name == REFERENCE and not aset.labelled:
-                labels = labels_from_detections(dets)
-                if not any(len(lab) for lab in labels):
-                    raise InputError("the fp32 model detects nothing on the accuracy images (score >= 0.25): "
-                                     "give --val-images and --val-labels")
-                aset = with_labels(aset, labels)
-            s, matches[r.name] = score(aset, dets, shapes, names)
-            r.map50, r.map, r.detections = round(s["map50"], 6), round(s["map"], 6), int(s["detections"])
-            r.score = r.map if aset.which == "map" else r.map50
+            measure(r, runners[r.name], step)
         except Exception as e:  # noqa: BLE001 - a failing candidate is a row; the reference is needed
             if r.name == REFERENCE and isinstance(e, InputError):
                 raise
             r.fail("failed", f"accuracy: {_reason(e)}")
-    ref = matches.get(REFERENCE) if aset.labelled else None
     for r in rows:
         if r.name in matches and r.ok and r.name != REFERENCE:
-            iv = drop_interval(ref, matches[r.name], aset.which)
-            r.drop, r.drop_lo, r.drop_hi = round(iv.drop, 4), round(iv.lo, 4), round(iv.hi, 4)
-            r.images_needed = iv.images_needed(budget) if budget > 0 else None
+            interval(r)
+
+    def score_row(r: Row, runner) -> None:
+        measure(r, runner)
+        interval(r)
+
+    return aset, score_row
 
 
 def _context(src: Path, machine: Machine, o: OptimizeOptions, threads: int, aset, n_calib: int,

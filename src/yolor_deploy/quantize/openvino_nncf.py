@@ -14,7 +14,10 @@ import io
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -47,21 +50,60 @@ def _quiet_nncf():
         nncf.set_log_level(before or logging.INFO)
 
 
+@dataclass
+class AccuracyControl:
+    """NNCF's quantization with accuracy control: `validate(compiled_model, items) -> (metric, metric per item)`
+    (higher is better) on `items`; layers go back to float, the most harmful first, until the metric is at most
+    `max_drop` (absolute, the metric's own units) below the float model's, or `max_iterations` reverts were tried.
+    Layers are ranked on the `ranking_subset` items where int8 loses most (NNCF validates once per quantized layer
+    group there). `failures` collects what `validate` raised (NNCF would otherwise quietly switch to comparing
+    raw outputs)."""
+
+    items: Sequence[Any]
+    validate: Callable[[Any, Iterable[Any]], tuple[float, list[float]]]
+    max_drop: float
+    max_iterations: int = 30
+    ranking_subset: int = 25
+    failures: list[str] = field(default_factory=list)
+
+    def guarded(self, model, items) -> tuple[float, list[float]]:
+        try:
+            return self.validate(model, items)
+        except Exception as e:
+            self.failures.append(f"{type(e).__name__}: {first_line(e)}")
+            raise
+
+
 def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float: list[str],
-                   metadata: ModelMetadata, workdir: str | Path, preset: str = "performance") -> tuple[Path, dict]:
+                   metadata: ModelMetadata, workdir: str | Path, preset: str = "performance",
+                   accuracy: AccuracyControl | None = None) -> tuple[Path, dict]:
     """Quantize `model` (fp32, nodes named) with NNCF on `batches`, the nodes `keep_float` ignored; save
     `workdir/model.xml` (+ .bin) with `metadata` in rt_info. `preset`: NNCF's "performance" (symmetric
-    activations) or "mixed" (asymmetric activations). Returns (xml path, op type counts)."""
+    activations) or "mixed" (asymmetric activations). `accuracy`: quantize with accuracy control (layers kept
+    in float where int8 costs too much). Returns (xml path, op type counts)."""
     from ..formats.openvino_ir import read_onnx, save_ir
 
     ov_model = fuse_activations(read_onnx(model, workdir))
     with _quiet_nncf() as nncf:
+        common = dict(subset_size=len(batches), preset=getattr(nncf.QuantizationPreset, preset.upper()),
+                      ignored_scope=nncf.IgnoredScope(names=keep_float, validate=False))
         try:
-            q = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches),
-                              preset=getattr(nncf.QuantizationPreset, preset.upper()),
-                              ignored_scope=nncf.IgnoredScope(names=keep_float, validate=False))
+            if accuracy is None:
+                q = nncf.quantize(ov_model, nncf.Dataset(batches), **common)
+            else:
+                from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+                q = nncf.quantize_with_accuracy_control(
+                    ov_model, nncf.Dataset(batches), nncf.Dataset(list(accuracy.items)), accuracy.guarded,
+                    max_drop=accuracy.max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                    advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                        max_num_iterations=accuracy.max_iterations,
+                        ranking_subset_size=min(accuracy.ranking_subset, len(accuracy.items)), num_ranking_workers=1),
+                    **common)
         except Exception as e:  # noqa: BLE001 - NNCF raises many types; report one line
             raise ExportError(f"NNCF quantization failed: {first_line(e)}") from None
+        if accuracy is not None and accuracy.failures:
+            raise ExportError(f"NNCF accuracy control: the validation failed ({accuracy.failures[0]})")
     xml = save_ir(q, metadata, workdir)
     return xml, dict(Counter(op.get_type_name() for op in q.get_ops()))
 

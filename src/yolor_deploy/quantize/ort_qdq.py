@@ -273,10 +273,11 @@ def check_options(o: QuantizeOptions) -> None:
 
 
 def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path],
-                  options: QuantizeOptions | None = None, **kwargs) -> QuantizeResult:
+                  options: QuantizeOptions | None = None, accuracy=None, **kwargs) -> QuantizeResult:
     """Quantize the fp32 export `model` to int8, calibrated on the images of `calib` (files, folders,
     globs), and write it to `out` atomically with our metadata plus `"quantized"`: an ONNX Runtime QDQ
-    `.onnx` (`backend="onnxruntime"`), or an OpenVINO IR `.xml` + `.bin` made by NNCF (`"openvino"`)."""
+    `.onnx` (`backend="onnxruntime"`), or an OpenVINO IR `.xml` + `.bin` made by NNCF (`"openvino"`; with
+    `accuracy`, an `openvino_nncf.AccuracyControl`, NNCF's quantization with accuracy control)."""
     t0 = time.perf_counter()
     o = options or QuantizeOptions(**kwargs)
     check_options(o)
@@ -297,7 +298,7 @@ def quantize_onnx(model: str | Path, out: str | Path, calib: Sequence[str | Path
     n_calib = len(images) - len(notes)
     if o.backend == "openvino":
         qmeta, keep_float, op_counts, bytes_out = _quantize_openvino(proto, batches, meta, n_calib, out,
-                                                                     o.nncf_preset)
+                                                                     o.nncf_preset, accuracy)
     else:
         qmeta, keep_float, op_counts, bytes_out = _quantize_ort(proto, batches, meta, n_calib, out, o)
     return QuantizeResult(out, qmeta, list(images), keep_float, src.stat().st_size, bytes_out,
@@ -321,7 +322,7 @@ def _quantize_ort(proto, batches, meta, n_calib, out: Path, o: QuantizeOptions):
     return qmeta, keep_float, op_types(qproto), out.stat().st_size
 
 
-def _quantize_openvino(proto, batches, meta, n_calib, out: Path, preset: str = "performance"):
+def _quantize_openvino(proto, batches, meta, n_calib, out: Path, preset: str = "performance", accuracy=None):
     from ..formats.openvino_ir import install_ir, ir_workdir
     from .graph_passes import silu_before_concat
     from .openvino_nncf import NNCF_TAG, float_tail_is_kept, quantize_to_ir
@@ -333,10 +334,12 @@ def _quantize_openvino(proto, batches, meta, n_calib, out: Path, preset: str = "
                                        "activations": "int8" if preset == "performance" else "uint8 (asymmetric)",
                                        "per_channel": True, "calibration": f"nncf {preset} preset",
                                        "calibration_images": n_calib,
-                                       "float_nodes": len(keep_float)})
+                                       "float_nodes": len(keep_float),
+                                       **({"accuracy_control": f"max drop {accuracy.max_drop:g} on "
+                                                               f"{len(accuracy.items)} images"} if accuracy else {})})
     try:
         with ir_workdir(out) as d:
-            xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d, preset)
+            xml, op_counts = quantize_to_ir(proto, batches, keep_float, qmeta, d, preset, accuracy)
             if not float_tail_is_kept(xml, keep_float):
                 raise ExportError(f"{out}: NNCF quantized the box decode (its FakeQuantize feeds a kept-float "
                                   f"node); refusing to write a model whose boxes would be wrong")

@@ -89,14 +89,29 @@ class OpenVINOBackend:
             raise InputError(f"{path}: cannot load model in OpenVINO ({first_line(e)})") from None
         except Exception as e:  # noqa: BLE001 - anything else (a TypeError from our arguments) is a bug of ours
             raise internal_error(str(path), e, "compiling the model in OpenVINO") from e
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.streams):
-            self._requests.put(self.compiled.create_infer_request())
         self.load_seconds = time.perf_counter() - t0
         self.name = (f"openvino {ov.get_version().split('-')[0]} ({device}"
                      f"{'' if self.precision == 'f32' else ', ' + self.precision}"
                      f"{f', {self.streams} streams' if self.streams > 1 else ''})")
+        self._describe()
 
+    @classmethod
+    def from_compiled(cls, compiled, label: str, metadata_text: str | None) -> OpenVINOBackend:
+        """A model someone else compiled (NNCF's accuracy control hands one to its validation function), with our
+        metadata JSON (`metadata_text`, from the source model) and `label` standing for its path in messages."""
+        self = cls.__new__(cls)
+        self.path, self.compiled, self.metadata_text = label, compiled, metadata_text
+        self.precision, self.streams, self.load_seconds = "f32", 1, 0.0
+        self.name = f"openvino (compiled {label})"
+        self._describe()
+        return self
+
+    def _describe(self) -> None:
+        """Inputs, outputs and metadata of `self.compiled`; one infer request per stream, made now."""
+        path = self.path
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(self.streams):
+            self._requests.put(self.compiled.create_infer_request())
         inputs = self.compiled.inputs
         if len(inputs) != 1 or inputs[0].get_partial_shape().rank.get_length() != 4:
             raise InputError(f"{path}: expected one image input [B,3,H,W], found "
