@@ -167,7 +167,9 @@ class Detector:
     Thresholds and NMS options as upstream `non_max_suppression`. `imgsz` (int or (H, W)) applies to
     dynamic models only; default: the export size from the metadata, else 640. `batch_size`: images per
     backend call (a static-batch model forces its own). `timings` accumulates stage times over calls, `last`
-    holds those of the latest call.
+    holds those of the latest call. `mode`: "latency" (one call at a time on every core) or "throughput"
+    (`streams` calls in flight through `predict_many` / `detect_batches`, default one per core, the backend opened
+    for it: `open_backend`'s `streams`); calls from several threads are safe in either mode.
     """
 
     def __init__(self, source: str | Path | Backend | None = None, providers=None, conf_thres: float = 0.25,
