@@ -49,9 +49,9 @@ def pytest_report_header(config):
     return [f"cpu: {cpu_line()}"]
 
 
-# The modules that take longest (worker-seconds on 2 cores, `--durations`), run first: pytest-xdist hands tests
-# out in collection order, so the run ends on short tests and both workers finish together (a long module
-# collected last kept one worker busy while the other idled).
+# The modules that take longest (worker-seconds on 2 cores, `--durations`), run first: CI runs pytest-xdist with
+# `--dist loadscope` (a module at a time to an idle worker, so its module fixtures are made once), and handing out
+# the longest first makes both workers finish together (longest-processing-time-first scheduling).
 SLOW_MODULES = ("tests/nn/test_variants.py", "tests/export/test_export.py", "tests/optimize/test_guarded.py",
                 "tests/verify/test_verify_catalogue.py", "tests/distributed/test_ray_serve.py",
                 "tests/optimize/test_optimize.py", "tests/optimize/test_agreement.py",

@@ -13,7 +13,7 @@ def _readme_commands() -> list[str]:
 
 def test_readme_first_screen_has_the_two_commands():
     demo, tests = _readme_commands()
-    assert demo.endswith("yolor-deploy demo") and tests.endswith("python -m pytest -q -n auto --dist worksteal")
+    assert demo.endswith("yolor-deploy demo") and tests.endswith("python -m pytest -q -n auto --dist loadscope")
 
 
 def test_ci_runs_the_readme_install_and_test_steps():
