@@ -98,7 +98,7 @@ def quantize_to_ir(model: onnx.ModelProto, batches: list[np.ndarray], keep_float
                     max_drop=accuracy.max_drop, drop_type=nncf.DropType.ABSOLUTE,
                     advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                         max_num_iterations=accuracy.max_iterations,
-                        ranking_subset_size=min(accuracy.ranking_subset, len(accuracy.items)), num_ranking_workers=1),
+                        ranking_subset_size=min(accuracy.ranking_subset, len(accuracy.items))),
                     **common)
         except Exception as e:  # noqa: BLE001 - NNCF raises many types; report one line
             raise ExportError(f"NNCF quantization failed: {first_line(e)}") from None
