@@ -47,6 +47,16 @@ def _mode_loop(det: Detector, folder: Path, out: list) -> float:
     return len(out) / (time.perf_counter() - t0)
 
 
+def _alternate(first, second, rounds: int) -> tuple[list[float], list[float]]:
+    """images/s of `first()` and `second()`, alternating, `rounds` each (the machine's load hits both alike)."""
+    one: list[float] = []
+    two: list[float] = []
+    for _ in range(rounds):
+        one.append(first())
+        two.append(second())
+    return one, two
+
+
 def _same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(len(x.xyxy) == len(y.xyxy) and (x.classes == y.classes).all()
                                     and np.allclose(x.xyxy, y.xyxy, rtol=1e-4, atol=1e-3) for x, y in zip(a, b))
@@ -59,10 +69,7 @@ def compare_modes(model: Path, folder: Path, rounds: int, n: int, size: str, img
     a: list = []
     b: list = []
     _mode_loop(lat, folder, a), _mode_loop(thr, folder, b)  # warm-up
-    ls, ts = [], []
-    for _ in range(rounds):
-        ls.append(_mode_loop(lat, folder, a))
-        ts.append(_mode_loop(thr, folder, b))
+    ls, ts = _alternate(lambda: _mode_loop(lat, folder, a), lambda: _mode_loop(thr, folder, b), rounds)
     print(cpu_line())
     print(f"{n} JPEGs of {size}, model at {imgsz}, best of {rounds} alternating rounds, prefetch on")
     print(f"{thr.backend.name}")
@@ -98,10 +105,7 @@ def main() -> None:
             return
         det = Detector(str(model))
         _loop(det, folder, False)  # warm-up: sessions, page cache
-        inline, ahead = [], []
-        for _ in range(a.rounds):
-            inline.append(_loop(det, folder, False))
-            ahead.append(_loop(det, folder, True))
+        inline, ahead = _alternate(lambda: _loop(det, folder, False), lambda: _loop(det, folder, True), a.rounds)
     print(cpu_line())
     print(f"{a.images} JPEGs of {w}x{h}, model at {a.imgsz}, batch 1, best of {a.rounds} alternating rounds")
     print(f"in line:   {max(inline):6.1f} images/s")
