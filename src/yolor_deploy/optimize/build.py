@@ -35,6 +35,24 @@ def build_artifact(spec: CandidateSpec, source: Path, calib: Sequence[str | Path
     raise ExportError(f"unknown artifact {spec.artifact!r}")
 
 
+def open_candidate(spec: CandidateSpec, file: str | Path, threads: int, streams: int = 1):
+    """The backend that runs a candidate's built file, as `Detector(best.*)` opens it: OpenVINO at the spec's
+    inference precision, ONNX Runtime (CUDA for GPU candidates, no spinning threads: several models are timed
+    interleaved). `streams` > 1: opened for that many calls in flight, as throughput mode opens it (OpenVINO's
+    THROUGHPUT hint with `streams` streams; ONNX Runtime with threads // streams threads per call)."""
+    import warnings
+
+    from ..runtime.backends.onnxruntime import OrtBackend
+    from ..runtime.backends.openvino import OpenVINOBackend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if spec.backend == "openvino":
+            return OpenVINOBackend(file, threads=threads, precision=spec.infer_precision, streams=streams)
+        prov = ["CUDAExecutionProvider"] if spec.needs == ("gpu",) else ["CPUExecutionProvider"]
+        return OrtBackend(file, providers=prov, threads=max(1, threads // max(streams, 1)), spinning=False)
+
+
 def convert_ir(source: Path, out: Path) -> Path:
     """The fp32 ONNX `source` as an OpenVINO IR at `out` (.xml + .bin), our metadata in rt_info."""
     from ..formats.openvino_ir import convert_to_ir, install_ir, ir_workdir

@@ -75,18 +75,20 @@ def build_guarded(src: Path, calib, calib_size: int, aset: AccuracySet, names, b
 
 
 def add_guarded(rows: list[Row], runners: dict[str, Any], src: Path, calib, o, aset: AccuracySet, names,
-                work: Path, threads: int, x, score_row: Callable[[Row, Any], None]) -> None:
-    """Build, time and score the guarded row when it is planned and needed; else say why not in its row."""
-    from ..runtime.backends.openvino import OpenVINOBackend
+                work: Path, threads: int, x, score_row: Callable[[Row, Any], None] | None) -> None:
+    """Build, time and score (`score_row`, None when accuracy is not measured) the guarded row when it is planned
+    and needed; else say why not in its row."""
+    from .build import open_candidate
+    from .candidates import CANDIDATES
     from .timing import time_interleaved
 
     by_name = {r.name: r for r in rows}
     row = by_name.get(NAME)
     if row is None or row.status != "skipped" or row.reason != DEFERRED:
         return  # not asked for, or the machine cannot run it (its row says why)
-    why = why_not_needed(by_name, o.max_map_drop, o.accuracy)
-    if why is not None:
-        row.reason = why
+    why = why_not_needed(by_name, o.max_map_drop, score_row is not None)
+    if why is not None or score_row is None:  # (the second: accuracy not measured, `why` says so)
+        row.reason = why or "accuracy not measured"
         return
     try:
         t0 = time.perf_counter()
@@ -98,7 +100,7 @@ def add_guarded(rows: list[Row], runners: dict[str, Any], src: Path, calib, o, a
         if plain is not None and plain.ok and plain.file.endswith(".xml"):
             plain.fake_quantize = fake_quantize_count(Path(plain.file))
         row.size_mb = round(path.with_suffix(".bin").stat().st_size / 1e6, 2)
-        runner = OpenVINOBackend(path, threads=threads, precision="f32")
+        runner = open_candidate(next(c for c in CANDIDATES if c.name == NAME), path, threads)
         t = time_interleaved({REFERENCE: runners[REFERENCE], NAME: runner}, x, o.runs, o.warmup)
         if "error" in t[NAME]:
             raise YolorDeployError(f"inference: {t[NAME]['error']}")

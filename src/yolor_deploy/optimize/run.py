@@ -16,7 +16,7 @@ from typing import Any
 from ..contract import RuntimeHint
 from ..errors import InputError, YolorDeployError, first_line
 from .accuracy import accuracy_set, detect_all, labels_from_detections, score, with_labels
-from .build import build_artifact, write_best
+from .build import build_artifact, open_candidate, write_best
 from .candidates import REFERENCE, CandidateSpec, backend_names, plan_candidates
 from .choose import Row, choose
 from .guarded import DEFERRED, add_guarded
@@ -99,11 +99,10 @@ def optimize_model(model: str | Path, out_dir: str | Path, options: OptimizeOpti
                 r.p50, r.p90 = round(t["p50"], 2), round(t["p90"], 2)
         if o.throughput:
             _measure_modes(rows, specs, runners, x, threads, o, progress)
+        score_row = None
         if o.accuracy:
             aset, score_row = _measure_accuracy(rows, runners, aset, meta.names, progress, o.max_map_drop)
-            add_guarded(rows, runners, src, calib, o, aset, meta.names, work, threads, x, score_row)
-        else:
-            add_guarded(rows, runners, src, calib, o, aset, meta.names, work, threads, x, lambda r, b: None)
+        add_guarded(rows, runners, src, calib, o, aset, meta.names, work, threads, x, score_row)
         reference = next(r for r in rows if r.name == REFERENCE)
         if not reference.ok:
             raise InputError(f"{src}: the fp32 reference could not be measured ({reference.reason})")
@@ -162,22 +161,12 @@ def _reason(e: BaseException) -> str:
 
 def _open_all(rows: list[Row], specs: dict[str, CandidateSpec], threads: int) -> dict[str, Any]:
     """A backend per built row (its own session / compiled model), opened as `Detector(best.*)` will."""
-    from ..runtime.backends.onnxruntime import OrtBackend
-    from ..runtime.backends.openvino import OpenVINOBackend
-
     runners: dict[str, Any] = {}
     for r in rows:
         if not r.ok:
             continue
-        spec = specs[r.name]
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if spec.backend == "openvino":
-                    runners[r.name] = OpenVINOBackend(r.file, threads=threads, precision=spec.infer_precision)
-                else:
-                    prov = ["CUDAExecutionProvider"] if spec.needs == ("gpu",) else ["CPUExecutionProvider"]
-                    runners[r.name] = OrtBackend(r.file, providers=prov, threads=threads, spinning=False)
+            runners[r.name] = open_candidate(specs[r.name], r.file, threads)
         except Exception as e:  # noqa: BLE001
             r.fail("failed", f"load: {_reason(e)}")
     if REFERENCE not in runners:
@@ -190,14 +179,14 @@ def _measure_modes(rows: list[Row], specs, runners: dict[str, Any], x, threads: 
                    progress) -> None:
     """images/s of every timed row in latency and throughput mode (`optimize.throughput`)."""
     from ..runtime.backends.throughput import default_streams
-    from .throughput import measure_modes, open_streams_backend
+    from .throughput import measure_modes
 
     streams = o.streams or default_streams()
     streamed: dict[str, Any] = {}
     for r in rows:
         if r.ok and r.name in runners:
             try:
-                streamed[r.name] = open_streams_backend(specs[r.name], r.file, threads, streams)
+                streamed[r.name] = open_candidate(specs[r.name], r.file, threads, streams)
             except Exception as e:  # noqa: BLE001 - the row keeps its latency; the mode column says why not
                 r.throughput_error = f"load: {_reason(e)}"
     found = measure_modes(runners, streamed, x, max(2 * streams, o.runs), max(1, min(o.runs, 3)), streams, progress)

@@ -9,7 +9,6 @@ machine load hits them alike; the best round of each is kept (the least disturbe
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,19 +17,6 @@ import numpy as np
 from ..runtime.backends.throughput import ordered_map
 
 Progress = Callable[[str, int, int], None]
-
-
-def open_streams_backend(spec, file: str, threads: int, streams: int):
-    """The candidate's file opened for `streams` calls in flight, as throughput mode opens it."""
-    from ..runtime.backends.onnxruntime import OrtBackend
-    from ..runtime.backends.openvino import OpenVINOBackend
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if spec.backend == "openvino":
-            return OpenVINOBackend(file, threads=threads, precision=spec.infer_precision, streams=streams)
-        prov = ["CUDAExecutionProvider"] if spec.needs == ("gpu",) else ["CPUExecutionProvider"]
-        return OrtBackend(file, providers=prov, threads=max(1, threads // streams), spinning=False)
 
 
 def images_per_second(run: Callable[[np.ndarray], Any], x: np.ndarray, images: int, streams: int) -> float:
