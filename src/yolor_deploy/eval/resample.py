@@ -52,10 +52,9 @@ class ImageMatches:
         return float(table[:, t50].mean()), float(table.mean())
 
     @cached_property
-    def _by_class(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
+    def _by_class(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
         """Per class, every image's detections at once, sorted by score (high first, stable in image order, as
-        COCOeval.accumulate sorts them): (image index [D], true positive [T, D], false positive [T, D],
-        scores [D])."""
+        COCOeval.accumulate sorts them): (image index [D], true positive [T, D], false positive [T, D])."""
         out = []
         t = len(self.iou_thresholds)
         for k in range(len(self.scores)):
@@ -65,8 +64,7 @@ class ImageMatches:
             matched = np.concatenate([np.zeros((t, 0), bool), *self.matched[k]], axis=1)
             ignored = np.concatenate([np.zeros((t, 0), bool), *self.ignored[k]], axis=1)
             order = np.argsort(-scores, kind="mergesort")
-            out.append((image[order], (matched & ~ignored)[:, order], (~matched & ~ignored)[:, order],
-                        scores[order]))
+            out.append((image[order], (matched & ~ignored)[:, order], (~matched & ~ignored)[:, order]))
         return tuple(out)
 
     def _class_ap(self, k: int, idx: np.ndarray, n_obj: int) -> np.ndarray:
@@ -74,7 +72,7 @@ class ImageMatches:
         counts each of its detections m times: the same curve as m concatenated copies (a copy's detections tie
         with the original's, and a run of tied true or false positives moves the interpolated precision only at
         its end), without concatenating or sorting per sample."""
-        image, tp_k, fp_k, _ = self._by_class[k]
+        image, tp_k, fp_k = self._by_class[k]
         t = len(self.iou_thresholds)
         weight = np.bincount(idx, minlength=self.n_images)[image]
         keep = weight > 0

@@ -179,11 +179,11 @@ def _references(model: YOLORModel, o: ExportOptions) -> list:
     return references(model, verification_inputs(o.imgsz, o.batch, max(model.strides), o.dynamic, o.verify_image))
 
 
-def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: list, ir_xml: Path | None = None,
-            data: bytes | None = None):
+def _verify(model: YOLORModel, final: onnx.ModelProto, data: bytes, o: ExportOptions, refs: list,
+            ir_xml: Path | None = None):
     """The exported graph in ONNX Runtime vs PyTorch (raw output, NMS graph, graph structure); OpenVINO
     too when asked, or on the IR (`ir_xml`, the file that will be shipped) when one is made. The same
-    functions as `yolor-deploy verify`, with the PyTorch references computed once."""
+    functions as `yolor-deploy verify`, with the PyTorch references computed once; `data` is `final` serialized."""
     from ..verify.exported import verify_onnx, verify_openvino
 
     report, _ = verify_onnx(model, final, o.verify_image, o.imgsz, refs, serialized=data)
@@ -192,7 +192,7 @@ def _verify(model: YOLORModel, final: onnx.ModelProto, o: ExportOptions, refs: l
             target = ir_xml
             if target is None:
                 target = Path(d) / "final.onnx"
-                target.write_bytes(data if data is not None else final.SerializeToString())
+                target.write_bytes(data)
             ov_report, _ = verify_openvino(model, target, o.verify_image, o.imgsz, refs, source=final)
         for c in ov_report.cases:
             c.name = c.name if c.name.startswith("openvino") else f"openvino {c.name}"
@@ -262,7 +262,7 @@ def export_onnx(model: YOLORModel | str | Path, out: str | Path, cfg=None, optio
 
             ir_xml = convert_to_ir(data, meta, stack.enter_context(ir_workdir(out)))
         if o.verify:
-            result.report = _verify(model, final, o, refs, ir_xml, data)
+            result.report = _verify(model, final, data, o, refs, ir_xml)
             result.report.transforms = transforms
             if not result.report.passed:
                 kept = out.with_name(out.stem + ".failed.onnx")
